@@ -1,0 +1,177 @@
+"""The boundary between the serving layer (native server, ASGI) and the Engine.IO runtime.
+
+The serving layer parses HTTP and WebSocket frames; the engine never touches a socket. A serving
+layer turns each HTTP request under the engine's path into an :class:`HTTPRequest`, awaits
+:meth:`EngineServer.handle_request <sockjet.engine.server.EngineServer.handle_request>` and writes
+the :class:`HTTPResponse` back. For a WebSocket upgrade it first asks the engine whether to accept
+(``check_websocket``), completes the upgrade, then hands the engine a :class:`WebSocketConnection`
+and feeds the returned :class:`WebSocketHandler` every message and the close.
+
+Outbound data travels as :class:`Outgoing` objects. A broadcast builds one ``Outgoing`` per
+Engine.IO packet and hands the *same object* to every recipient: each transport caches the bytes it
+derives from it (the WebSocket frame, the polling form), so a message sent to a thousand sockets
+is framed once.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from typing import Protocol
+
+__all__ = [
+    "EngineSocket",
+    "HTTPRequest",
+    "HTTPResponse",
+    "Outgoing",
+    "SessionHandler",
+    "WebSocketConnection",
+    "WebSocketHandler",
+]
+
+
+@dataclass(slots=True)
+class HTTPRequest:
+    """One HTTP request as the serving layer parsed it."""
+
+    method: str
+    """Upper-case method: ``"GET"``, ``"POST"``, ``"OPTIONS"``..."""
+    path: str
+    """The path without the query string, percent-decoded, e.g. ``"/socket.io/"``."""
+    query: dict[str, str]
+    """Query parameters; the first value wins when a name repeats."""
+    headers: dict[str, str]
+    """Header names lower-cased; repeated headers joined with ``", "``."""
+    body: bytes = b""
+    """The request body, already capped by the serving layer (it answers 413 past the limit)."""
+    remote_addr: tuple[str, int] | None = None
+    """The peer's (host, port), when known."""
+    url: str = ""
+    """The raw request target as sent (path and query)."""
+    secure: bool = False
+    """True when the request arrived over TLS."""
+
+
+@dataclass(slots=True)
+class HTTPResponse:
+    """An HTTP response for the serving layer to write."""
+
+    status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+
+
+class Outgoing:
+    """One Engine.IO packet on its way out, shared by every recipient of a broadcast.
+
+    ``data`` is the packet in its WebSocket form: a ``str`` for a text packet (type digit
+    included, e.g. ``'42["tick",1]'``) or ``bytes`` for a binary message (no type prefix).
+    Transports cache what they derive from it in the slots below, so the work is done once
+    however many connections the packet goes to.
+    """
+
+    __slots__ = ("data", "payload_form", "ws_frame")
+
+    def __init__(self, data: str | bytes) -> None:
+        self.data = data
+        self.ws_frame: bytes | None = None
+        """The complete server-to-client WebSocket frame, filled by the first WebSocket writer."""
+        self.payload_form: str | None = None
+        """The packet as it appears in a polling payload, filled by :meth:`polling`."""
+
+    @classmethod
+    def message(cls, data: str | bytes) -> Outgoing:
+        """An Engine.IO MESSAGE packet carrying ``data`` (a Socket.IO packet or attachment)."""
+        return cls("4" + data if isinstance(data, str) else data)
+
+    @property
+    def is_binary(self) -> bool:
+        return not isinstance(self.data, str)
+
+    def polling(self) -> str:
+        """The packet as it appears in a polling payload (binary as ``b`` + base64), cached."""
+        form = self.payload_form
+        if form is None:
+            data = self.data
+            form = data if isinstance(data, str) else "b" + base64.b64encode(data).decode("ascii")
+            self.payload_form = form
+        return form
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        return f"Outgoing({self.data!r})"
+
+
+class WebSocketConnection(Protocol):
+    """What the serving layer gives the engine for one accepted WebSocket."""
+
+    def send(self, message: Outgoing) -> None:
+        """Queue one message (text frame for ``str`` data, binary for ``bytes``). Never blocks.
+
+        Implementations may coalesce everything queued in one event-loop iteration into a
+        single write.
+        """
+
+    @property
+    def buffered_amount(self) -> int:
+        """Bytes queued and not yet handed to the kernel (for backpressure decisions)."""
+        ...
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Send a close frame (after what is queued) and close the connection. Idempotent."""
+
+
+class WebSocketHandler(Protocol):
+    """What the engine gives back for an accepted WebSocket; the serving layer calls it."""
+
+    def on_message(self, data: str | bytes) -> None:
+        """A complete message arrived (``str`` for text frames, ``bytes`` for binary)."""
+
+    def on_close(self, code: int | None, reason: str) -> None:
+        """The connection is gone: ``code`` is the peer's close code, or None if it dropped.
+
+        Called exactly once, also after the engine itself called ``close()``.
+        """
+
+
+class SessionHandler(Protocol):
+    """What the Socket.IO layer gives the engine for each new Engine.IO session."""
+
+    def on_message(self, data: str | bytes) -> None:
+        """An Engine.IO MESSAGE arrived (its payload: text without the ``4``, or raw bytes)."""
+
+    def on_close(self, reason: str) -> None:
+        """The session closed. Called exactly once. ``reason`` is one of the Engine.IO
+        reasons as Node spells them: ``"transport close"``, ``"transport error"``,
+        ``"ping timeout"``, ``"parse error"``, ``"forced close"``, ``"forced server close"``.
+        """
+
+
+class EngineSocket(Protocol):
+    """The engine's face of one session, as the Socket.IO layer sees it."""
+
+    @property
+    def sid(self) -> str:
+        """The Engine.IO session id."""
+        ...
+
+    @property
+    def request(self) -> HTTPRequest:
+        """The handshake request (headers, query, remote address, url)."""
+        ...
+
+    @property
+    def transport(self) -> str:
+        """The current transport: ``"polling"`` or ``"websocket"``."""
+        ...
+
+    def send(self, message: Outgoing, *, volatile: bool = False) -> bool:
+        """Queue one packet. Returns False when it was dropped: a volatile packet while
+        the transport is not writable or over its high-water mark, or any packet once the
+        session is closing. Never blocks, never raises."""
+        ...
+
+    def close(self, reason: str = "forced close") -> None:
+        """Flush what is queued, then close; the handler's ``on_close(reason)`` follows."""
