@@ -1,0 +1,55 @@
+"""``python -m bench [SCENARIO] [OPTIONS]``: run sockjet's side-by-side benchmarks.
+
+Without a scenario every registered scenario runs with its defaults. A scenario is a module of
+this package with ``add_arguments(parser)`` and ``main(args) -> int``; add one by listing it in
+``SCENARIOS`` (server fan-out, echo and connect storms belong here next). Scenario modules keep
+heavy imports inside ``main`` so that ``--help`` stays instant and one missing peer cannot break
+the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+# name -> (module, one-line description); order is the order of a full run
+SCENARIOS: dict[str, tuple[str, str]] = {
+    "protocol": ("bench.protocol", "Engine.IO / Socket.IO codecs: sockjet vs python-socketio"),
+}
+
+
+def _load(name: str) -> ModuleType:
+    return importlib.import_module(SCENARIOS[name][0])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: one subcommand per scenario."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="sockjet side-by-side benchmarks (no scenario: run them all).",
+    )
+    sub = parser.add_subparsers(dest="scenario", metavar="SCENARIO")
+    for name, (_, description) in SCENARIOS.items():
+        scenario_parser = sub.add_parser(name, help=description, description=description)
+        _load(name).add_arguments(scenario_parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the chosen scenario (or all of them); the exit status is the worst one's."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.scenario is not None:
+        return int(_load(args.scenario).main(args))
+    status = 0
+    for name in SCENARIOS:
+        # each scenario gets its own defaults, parsed exactly as if it had been named
+        status = max(status, int(_load(name).main(parser.parse_args([name]))))
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
