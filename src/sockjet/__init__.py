@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from sockjet.errors import (
     AckTimeout,
     ConnectionRefused,
@@ -12,15 +15,55 @@ from sockjet.errors import (
     SockjetError,
 )
 
+if TYPE_CHECKING:
+    from sockjet.server import (
+        BroadcastAckTimeout,
+        BroadcastOperator,
+        Handshake,
+        Namespace,
+        RemoteSocket,
+        Server,
+        Socket,
+    )
+
+# The runtime is imported on first use (PEP 562), so that ``import sockjet.protocol`` (the
+# sans-I/O layer, the client) does not load the server, the engine and asyncio.
+_LAZY: dict[str, str] = {
+    "BroadcastAckTimeout": "sockjet.server",
+    "BroadcastOperator": "sockjet.server",
+    "Handshake": "sockjet.server",
+    "Namespace": "sockjet.server",
+    "RemoteSocket": "sockjet.server",
+    "Server": "sockjet.server",
+    "Socket": "sockjet.server",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sockjet' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
 __version__ = "0.1.0"
 
 __all__ = [
     "AckTimeout",
+    "BroadcastAckTimeout",
+    "BroadcastOperator",
     "ConnectionRefused",
+    "Handshake",
     "HandshakeError",
     "InvalidPacket",
+    "Namespace",
     "PayloadTooLarge",
     "ProtocolError",
+    "RemoteSocket",
+    "Server",
+    "Socket",
     "SockjetError",
     "__version__",
 ]

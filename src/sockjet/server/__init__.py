@@ -1,0 +1,36 @@
+"""The Socket.IO server runtime: Server, Namespace, Socket, Client, broadcasts and acks."""
+
+from __future__ import annotations
+
+from sockjet.server.acks import BroadcastAckTimeout
+from sockjet.server.broadcast import (
+    Adapter,
+    AdapterFactory,
+    BroadcastFlags,
+    BroadcastOperator,
+    BroadcastOptions,
+    RemoteSocket,
+    SocketDetails,
+)
+from sockjet.server.client import Client
+from sockjet.server.namespace import Namespace, ParentNamespace
+from sockjet.server.server import Server
+from sockjet.server.socket import Handshake, Socket, SocketEmitter
+
+__all__ = [
+    "Adapter",
+    "AdapterFactory",
+    "BroadcastAckTimeout",
+    "BroadcastFlags",
+    "BroadcastOperator",
+    "BroadcastOptions",
+    "Client",
+    "Handshake",
+    "Namespace",
+    "ParentNamespace",
+    "RemoteSocket",
+    "Server",
+    "Socket",
+    "SocketDetails",
+    "SocketEmitter",
+]

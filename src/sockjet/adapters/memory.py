@@ -1,0 +1,179 @@
+"""The in-memory adapter: the room index of one namespace and local broadcast delivery.
+
+The default adapter, and the local half of every cluster adapter. The room index is two dicts,
+``rooms`` (room -> socket ids) and ``sids`` (socket id -> rooms); a room that empties is deleted,
+so memory returns to its baseline once everyone left.
+
+A broadcast is encoded once into :class:`~sockjet.engine.io.Outgoing` objects, and the very same
+objects are handed to each recipient's engine socket: the transports cache the frame they derive
+from them, so a message to a thousand sockets is serialized and framed once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from sockjet.adapters.base import BaseAdapter
+from sockjet.engine.io import Outgoing
+from sockjet.protocol.socketio import Packet
+from sockjet.server.acks import BroadcastAckTracker
+from sockjet.server.broadcast import BroadcastOptions, Room, SocketDetails, SocketId
+from sockjet.server.namespace import Namespace
+from sockjet.server.socket import Socket
+
+__all__ = ["MemoryAdapter"]
+
+
+class MemoryAdapter(BaseAdapter):
+    """Rooms and broadcasts for the sockets of one namespace in this process."""
+
+    def __init__(self, nsp: Namespace) -> None:
+        super().__init__(nsp)
+        self.rooms: dict[Room, set[SocketId]] = {}
+        self.sids: dict[SocketId, set[Room]] = {}
+
+    async def server_count(self) -> int:
+        return 1
+
+    # -- room index ---------------------------------------------------------------------------
+
+    def add_all(self, sid: SocketId, rooms: Iterable[Room]) -> None:
+        own = self.sids.get(sid)
+        if own is None:
+            own = self.sids[sid] = set()
+        index = self.rooms
+        for room in rooms:
+            own.add(room)
+            members = index.get(room)
+            if members is None:
+                index[room] = {sid}
+            else:
+                members.add(sid)
+
+    def del_(self, sid: SocketId, room: Room) -> None:
+        own = self.sids.get(sid)
+        if own is not None:
+            own.discard(room)
+            # A socket with no room left is forgotten too (it is back in no index at all).
+            if not own:
+                del self.sids[sid]
+        self._leave(sid, room)
+
+    def del_all(self, sid: SocketId) -> None:
+        own = self.sids.pop(sid, None)
+        if own is not None:
+            for room in own:
+                self._leave(sid, room)
+
+    def _leave(self, sid: SocketId, room: Room) -> None:
+        members = self.rooms.get(room)
+        if members is not None:
+            members.discard(sid)
+            if not members:
+                del self.rooms[room]
+
+    def socket_rooms(self, sid: SocketId) -> set[Room] | None:
+        return self.sids.get(sid)
+
+    async def sockets(self, rooms: Iterable[Room] = ()) -> set[SocketId]:
+        """Ids of the local sockets in any of ``rooms`` (every socket when empty)."""
+        return {s.id for s in self._select(BroadcastOptions(frozenset(rooms)))}
+
+    # -- selection ----------------------------------------------------------------------------
+
+    def _select(self, opts: BroadcastOptions) -> list[Socket]:
+        """The connected local sockets ``opts`` selects, as a new list.
+
+        A list, not a generator: delivering to a socket may close it (and so change the room
+        sets) while the caller iterates.
+        """
+        sockets = self.nsp.sockets
+        excluded: set[SocketId] = set()
+        if opts.except_:
+            index = self.rooms
+            for room in opts.except_:
+                members = index.get(room)
+                if members:
+                    excluded.update(members)
+        rooms = opts.rooms
+        if not rooms:
+            if not excluded:
+                return list(sockets.values())
+            return [s for sid, s in sockets.items() if sid not in excluded]
+        index = self.rooms
+        if len(rooms) == 1:
+            (room,) = rooms
+            ids: Iterable[SocketId] = index.get(room, ())
+        else:
+            ids = set()
+            for room in rooms:
+                members = index.get(room)
+                if members:
+                    ids.update(members)
+        get = sockets.get
+        selected = []
+        for sid in ids:
+            if sid not in excluded:
+                socket = get(sid)
+                if socket is not None:
+                    selected.append(socket)
+        return selected
+
+    def _encode(self, packet: Packet) -> list[Outgoing]:
+        packet.nsp = self.nsp.name
+        message = Outgoing.message
+        return [message(p) for p in self.nsp.server.serializer.encode(packet)]
+
+    # -- delivery -----------------------------------------------------------------------------
+
+    def broadcast(self, packet: Packet, opts: BroadcastOptions) -> None:
+        outgoing = self._encode(packet)
+        volatile = opts.flags.volatile
+        if len(outgoing) == 1:
+            message = outgoing[0]
+            for socket in self._select(opts):
+                socket.conn.send(message, volatile=volatile)
+        else:
+            for socket in self._select(opts):
+                socket._write(outgoing, volatile)
+
+    def broadcast_with_ack(
+        self,
+        packet: Packet,
+        opts: BroadcastOptions,
+        on_client_count: Callable[[int], None],
+        on_reply: Callable[[Any], None],
+    ) -> None:
+        # One id for every recipient: ids come from the namespace's counter, shared with the
+        # sockets' own acks, so they never collide.
+        ack_id = packet.id = self.nsp._next_ack_id()
+        outgoing = self._encode(packet)
+        volatile = opts.flags.volatile
+        tracker = BroadcastAckTracker(ack_id, on_reply)
+        for socket in self._select(opts):
+            if socket._write(outgoing, volatile):
+                tracker.add(socket)
+        on_client_count(tracker.count)
+        tracker.arm(opts.flags.timeout)
+
+    async def fetch_sockets(self, opts: BroadcastOptions) -> list[Socket | SocketDetails]:
+        return list(self._select(opts))
+
+    def add_sockets(self, opts: BroadcastOptions, rooms: Iterable[Room]) -> None:
+        rooms = tuple(rooms)
+        for socket in self._select(opts):
+            socket.join(rooms)
+
+    def del_sockets(self, opts: BroadcastOptions, rooms: Iterable[Room]) -> None:
+        rooms = tuple(rooms)
+        for socket in self._select(opts):
+            for room in rooms:
+                socket.leave(room)
+
+    def disconnect_sockets(self, opts: BroadcastOptions, close: bool) -> None:
+        for socket in self._select(opts):
+            socket.disconnect(close)
+
+    def server_side_emit(self, packet: list[Any]) -> None:
+        """No other server to reach: nothing to do."""

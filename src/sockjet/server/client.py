@@ -1,0 +1,352 @@
+"""One Engine.IO session seen from Socket.IO: :class:`Client`.
+
+The client decodes the session's messages into packets and routes them to the socket of each
+namespace. It is where protocol violations are contained: an undecodable packet, a packet for a
+namespace the client has not joined, a second CONNECT to the same namespace - each closes this
+one connection (reason ``"parse error"``) and nothing else.
+
+It also bounds the work a client can cause: at most ``max_concurrent_handlers`` handler tasks run
+at once for one connection; events arriving meanwhile wait in a backlog of the same number of
+events and ``max_buffered_bytes`` bytes, and a client that overflows it is disconnected
+(``"forced server close"``). Acks and disconnections are never held in the backlog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from inspect import isawaitable
+from typing import TYPE_CHECKING, Any, Final
+
+from sockjet.engine.io import EngineSocket, HTTPRequest, Outgoing
+from sockjet.errors import ProtocolError
+from sockjet.protocol.socketio import Decoder, Packet, PacketType
+
+if TYPE_CHECKING:
+    from sockjet.server.namespace import Namespace
+    from sockjet.server.server import Server
+    from sockjet.server.socket import Socket
+
+__all__ = ["Client"]
+
+logger = logging.getLogger("sockjet.server")
+
+_CONNECT: Final = PacketType.CONNECT
+_CONNECT_ERROR: Final = PacketType.CONNECT_ERROR
+_DISCONNECT: Final = PacketType.DISCONNECT
+_EVENTS: Final = frozenset({PacketType.EVENT, PacketType.BINARY_EVENT})
+_ACKS: Final = frozenset({PacketType.ACK, PacketType.BINARY_ACK})
+_INVALID_NAMESPACE: Final = {"message": "Invalid namespace"}
+
+
+class Client:
+    """The Socket.IO side of one Engine.IO session (the engine's ``SessionHandler``)."""
+
+    __slots__ = (
+        "_backlog",
+        "_backlog_bytes",
+        "_closed",
+        "_connect_timer",
+        "_connecting",
+        "_decoder",
+        "_partial_bytes",
+        "_running",
+        "conn",
+        "server",
+        "sockets",
+    )
+
+    def __init__(self, server: Server, conn: EngineSocket) -> None:
+        self.server = server
+        self.conn = conn
+        self.sockets: dict[str, Socket] = {}
+        """The connected sockets, by namespace name."""
+        self._connecting: set[str] | None = None  # namespaces whose CONNECT is being handled
+        # Decoding uses the server's shared decoder; a client only gets its own while a binary
+        # packet waits for attachments (see on_message).
+        self._decoder: Decoder | None = None
+        self._partial_bytes = 0
+        self._closed = False
+        self._running = 0
+        self._backlog: deque[tuple[Socket, Packet, int]] | None = None
+        self._backlog_bytes = 0
+        timeout = server._connect_timeout
+        self._connect_timer: asyncio.TimerHandle | None = (
+            asyncio.get_running_loop().call_later(timeout, self._on_connect_timeout)
+            if timeout
+            else None
+        )
+
+    @property
+    def id(self) -> str:
+        """The Engine.IO session id."""
+        return self.conn.sid
+
+    @property
+    def request(self) -> HTTPRequest:
+        return self.conn.request
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __repr__(self) -> str:
+        return f"Client(sid={self.conn.sid!r}, namespaces={sorted(self.sockets)})"
+
+    # -- SessionHandler -----------------------------------------------------------------------
+
+    def on_message(self, data: str | bytes) -> None:
+        """An Engine.IO message: a Socket.IO packet or one of its binary attachments."""
+        if self._closed:
+            return
+        server = self.server
+        decoder = self._decoder
+        shared = decoder is None
+        if decoder is None:
+            decoder = server._decoder
+        try:
+            packet = decoder.feed(data)
+        except Exception as exc:
+            if shared:
+                server._decoder = server._new_decoder()
+            self._decoder = None
+            if isinstance(exc, ProtocolError):
+                logger.debug("client %s sent an invalid packet: %s", self.conn.sid, exc)
+            else:  # a decoder bug must still only cost this connection
+                logger.exception("decoder failed on a message of client %s", self.conn.sid)
+            self._close("parse error")
+            return
+        size = self._partial_bytes + len(data)
+        if packet is None:  # a binary packet waits for attachments: keep this decoder
+            if shared:
+                self._decoder = decoder
+                server._decoder = server._new_decoder()
+            self._partial_bytes = size
+            return
+        self._decoder = None
+        self._partial_bytes = 0
+        self._on_packet(packet, size)
+
+    def on_close(self, reason: str) -> None:
+        """The session closed: every socket disconnects with ``reason``."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._connect_timer is not None:
+            self._connect_timer.cancel()
+            self._connect_timer = None
+        self._decoder = None
+        self._backlog = None
+        self._backlog_bytes = 0
+        for socket in list(self.sockets.values()):
+            socket._on_close(reason)
+        self.sockets.clear()
+
+    # -- routing ------------------------------------------------------------------------------
+
+    def _on_packet(self, packet: Packet, size: int) -> None:
+        kind = packet.type
+        name = packet.nsp
+        socket = self.sockets.get(name)
+        if kind == _CONNECT:
+            connecting = self._connecting
+            if socket is not None or (connecting is not None and name in connecting):
+                self._violation("CONNECT to a namespace already joined")
+            else:
+                self._connect(name, packet.data if packet.data is not None else {})
+        elif socket is None or kind == _CONNECT_ERROR:
+            self._violation(f"packet type {int(kind)} for namespace {name!r} not joined")
+        elif kind in _EVENTS:
+            if self._backlog is not None or self._running >= self.server._max_handlers:
+                self._enqueue(socket, packet, size)
+            else:
+                socket._on_event(packet)
+        elif kind in _ACKS:
+            socket._on_ack(packet)
+        elif kind == _DISCONNECT:
+            socket._on_close("client namespace disconnect")
+
+    def _violation(self, what: str) -> None:
+        logger.debug("client %s: %s", self.conn.sid, what)
+        self._close("parse error")
+
+    def _enqueue(self, socket: Socket, packet: Packet, size: int) -> None:
+        backlog = self._backlog
+        if backlog is None:
+            backlog = self._backlog = deque()
+        server = self.server
+        if (
+            len(backlog) >= server._max_handlers
+            or self._backlog_bytes + size > server._max_backlog_bytes
+        ):
+            logger.warning(
+                "client %s sends events faster than its handlers finish: disconnecting",
+                self.conn.sid,
+            )
+            self._close("forced server close")
+            return
+        backlog.append((socket, packet, size))
+        self._backlog_bytes += size
+
+    def _drain(self) -> None:
+        backlog = self._backlog
+        limit = self.server._max_handlers
+        while backlog and self._running < limit and not self._closed:
+            socket, packet, size = backlog.popleft()
+            self._backlog_bytes -= size
+            socket._on_event(packet)  # a socket gone meanwhile ignores it
+        if not backlog:
+            self._backlog = None
+            self._backlog_bytes = 0
+
+    # -- connecting to namespaces -------------------------------------------------------------
+
+    def _connect(self, name: str, auth: dict[str, Any]) -> None:
+        connecting = self._connecting
+        if connecting is None:
+            connecting = self._connecting = set()
+        connecting.add(name)
+        server = self.server
+        nsp = server._nsps.get(name)
+        if nsp is not None:
+            nsp._add(self, auth)
+            return
+        found = server._match_dynamic(name, auth)
+        if isawaitable(found):
+            self._spawn(self._connect_later(name, auth, found))
+        else:
+            self._connect_to(name, auth, found)
+
+    async def _connect_later(
+        self, name: str, auth: dict[str, Any], pending: Awaitable[Namespace | None]
+    ) -> None:
+        try:
+            nsp = await pending
+        except asyncio.CancelledError:
+            self._connect_failed(name)
+            raise
+        self._connect_to(name, auth, nsp)
+
+    def _connect_to(self, name: str, auth: dict[str, Any], nsp: Namespace | None) -> None:
+        if nsp is None:
+            self._connect_failed(name)
+            if not self._closed:
+                self._send_packet(Packet(_CONNECT_ERROR, name, dict(_INVALID_NAMESPACE)))
+        elif self._closed:
+            self._connect_failed(name)
+            nsp._remove_if_unused()
+        else:
+            nsp._add(self, auth)
+
+    def _connect_failed(self, name: str) -> None:
+        connecting = self._connecting
+        if connecting is not None:
+            connecting.discard(name)
+            if not connecting:
+                self._connecting = None
+
+    def _socket_connected(self, socket: Socket) -> None:
+        name = socket.nsp.name
+        self._connect_failed(name)
+        self.sockets[name] = socket
+        if self._connect_timer is not None:
+            self._connect_timer.cancel()
+            self._connect_timer = None
+
+    def _on_connect_timeout(self) -> None:
+        self._connect_timer = None
+        if not self.sockets:
+            logger.debug("client %s joined no namespace in time: closing", self.conn.sid)
+            self._close("forced server close")
+
+    def _remove(self, socket: Socket) -> None:
+        name = socket.nsp.name
+        if self.sockets.get(name) is socket:
+            del self.sockets[name]
+
+    # -- writing and closing ------------------------------------------------------------------
+
+    def _send_packet(self, packet: Packet) -> None:
+        for payload in self.server.serializer.encode(packet):
+            self.conn.send(Outgoing.message(payload))
+
+    def _close(self, reason: str) -> None:
+        """Close the connection now (server side): sockets see ``reason``."""
+        if self._closed:
+            return
+        self.conn.close(reason)
+        self.on_close(reason)
+
+    def _disconnect_all(self) -> None:
+        """``socket.disconnect(close=True)``: leave every namespace, then close."""
+        for socket in list(self.sockets.values()):
+            socket.disconnect()
+        self._close("forced server close")
+
+    # -- running handlers ---------------------------------------------------------------------
+
+    def _run(
+        self,
+        handler: Callable[..., Any],
+        args: Sequence[Any],
+        on_result: Callable[[Any], None] | None = None,
+        on_error: Callable[[Exception], bool] | None = None,
+    ) -> None:
+        """Call a user handler: inline when it is a plain function, in a task when it returns
+        an awaitable. ``on_result`` gets its return value; exceptions go to ``on_error`` (which
+        returns True when it dealt with them) or to the log."""
+        try:
+            result = handler(*args)
+        except Exception as exc:
+            _failed(handler, exc, on_error)
+            return
+        if result is not None and isawaitable(result):
+            self._spawn(_finish(handler, result, on_result, on_error))
+        elif on_result is not None:
+            _deliver(handler, on_result, result)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` as a task counted against this connection's handler limit."""
+        self._running += 1
+        self.server._spawn(coro, self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._running -= 1
+        if self._backlog:
+            self._drain()
+
+
+async def _finish(
+    handler: Callable[..., Any],
+    pending: Awaitable[Any],
+    on_result: Callable[[Any], None] | None,
+    on_error: Callable[[Exception], bool] | None,
+) -> None:
+    try:
+        result = await pending
+    except Exception as exc:
+        _failed(handler, exc, on_error)
+        return
+    if on_result is not None:
+        _deliver(handler, on_result, result)
+
+
+def _failed(
+    handler: Callable[..., Any], exc: Exception, on_error: Callable[[Exception], bool] | None
+) -> None:
+    if on_error is not None and on_error(exc):
+        return
+    logger.error("handler %s raised", _name(handler), exc_info=exc)
+
+
+def _deliver(handler: Callable[..., Any], on_result: Callable[[Any], None], result: Any) -> None:
+    try:
+        on_result(result)
+    except Exception:
+        logger.exception("could not send the ack of handler %s", _name(handler))
+
+
+def _name(handler: Callable[..., Any]) -> str:
+    return getattr(handler, "__qualname__", None) or repr(handler)

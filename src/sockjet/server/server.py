@@ -1,0 +1,457 @@
+"""The Socket.IO server: :class:`Server`.
+
+``Server`` owns an Engine.IO server (:attr:`Server.engine`), the namespaces and the handler
+tasks. It knows nothing of sockets and HTTP: a serving layer feeds its engine
+(``sockjet.serving.native`` via :meth:`Server.serve`/:meth:`Server.run`, or
+``sockjet.ASGIApp(io)``).
+
+Layering: ``server/`` may not import ``adapters/`` or ``serving/`` (they sit below it). The
+default adapter (:class:`sockjet.adapters.memory.MemoryAdapter`) and the native server are
+therefore looked up by name, with :func:`importlib.import_module`, when first needed: the two
+deliberate late-bound references from this layer to the ones built on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import re
+import sys
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from inspect import isawaitable
+from itertools import count
+from typing import Any, Final, Literal, TypeVar, overload
+
+from sockjet.engine.cors import CorsOptions
+from sockjet.engine.io import EngineSocket, HTTPRequest
+from sockjet.engine.server import EngineServer
+from sockjet.protocol.socketio import (
+    JSON_SERIALIZER,
+    DecoderLimits,
+    Packet,
+    PacketType,
+    Serializer,
+    encode_event,
+)
+from sockjet.server.broadcast import (
+    Adapter,
+    AdapterFactory,
+    BroadcastOperator,
+    RemoteSocket,
+    Room,
+)
+from sockjet.server.client import Client
+from sockjet.server.namespace import Namespace, NamespaceMatcher, ParentNamespace
+from sockjet.server.socket import Socket
+
+__all__ = ["Server"]
+
+logger = logging.getLogger("sockjet.server")
+
+H = TypeVar("H", bound=Callable[..., Any])
+
+_DEFAULT_ADAPTER: Final = ("sockjet.adapters.memory", "MemoryAdapter")
+_NATIVE_SERVING: Final = "sockjet.serving.native"
+
+
+def _default_adapter_factory() -> AdapterFactory:
+    module = importlib.import_module(_DEFAULT_ADAPTER[0])
+    factory: AdapterFactory = getattr(module, _DEFAULT_ADAPTER[1])
+    return factory
+
+
+def _serializer(value: Literal["json", "msgpack"] | Serializer) -> Serializer:
+    if value == "json":
+        return JSON_SERIALIZER
+    if value == "msgpack":
+        from sockjet.protocol.msgpack import MSGPACK_SERIALIZER
+
+        return MSGPACK_SERIALIZER
+    if isinstance(value, str):
+        raise ValueError(f"unknown serializer {value!r} (use 'json', 'msgpack' or an object)")
+    return value
+
+
+class Server:
+    """A Socket.IO server (Node's ``new Server(opts)``).
+
+    CORS is closed unless ``cors_origins`` is given: ``"*"``, an origin, a list of origins or
+    ``fn(origin) -> bool`` (or awaitable). Times are in seconds. Limits: ``max_payload`` bytes
+    per message/polling body; ``max_attachments`` and ``max_buffered_bytes`` per binary packet
+    (and the per-connection outbound buffer); ``max_concurrent_handlers`` handler tasks per
+    connection (see :mod:`sockjet.server.client`); a client that joins no namespace within
+    ``connect_timeout`` is closed.
+    """
+
+    def __init__(
+        self,
+        *,
+        cors_origins: str | Sequence[str] | Callable[[str], bool | Awaitable[bool]] | None = None,
+        cors_credentials: bool = False,
+        cors_methods: Sequence[str] = ("GET", "POST"),
+        cors_allowed_headers: Sequence[str] | None = None,
+        cors_exposed_headers: Sequence[str] | None = None,
+        cors_max_age: int | None = None,
+        ping_interval: float = 25.0,
+        ping_timeout: float = 20.0,
+        max_payload: int = 1_000_000,
+        path: str = "/socket.io/",
+        transports: Sequence[str] = ("polling", "websocket"),
+        allow_upgrades: bool = True,
+        upgrade_timeout: float = 10.0,
+        connect_timeout: float = 45.0,
+        serializer: Literal["json", "msgpack"] | Serializer = "json",
+        adapter: AdapterFactory | None = None,
+        allow_request: Callable[[HTTPRequest], Awaitable[bool]] | None = None,
+        http_compression: bool = True,
+        per_message_deflate: bool = False,
+        max_attachments: int = 10,
+        max_buffered_bytes: int = 1_000_000,
+        max_concurrent_handlers: int = 64,
+        cleanup_empty_child_namespaces: bool = True,
+    ) -> None:
+        if max_concurrent_handlers < 1:
+            raise ValueError("max_concurrent_handlers must be at least 1")
+        cors = (
+            None
+            if cors_origins is None
+            else CorsOptions(
+                origins=cors_origins,
+                methods=tuple(cors_methods),
+                credentials=cors_credentials,
+                allowed_headers=cors_allowed_headers,
+                exposed_headers=cors_exposed_headers,
+                max_age=cors_max_age,
+            )
+        )
+        self.engine = EngineServer(
+            self.on_engine_connection,
+            path=path,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            max_payload=max_payload,
+            transports=transports,
+            allow_upgrades=allow_upgrades,
+            upgrade_timeout=upgrade_timeout,
+            cors=cors,
+            allow_request=allow_request,
+            http_compression=http_compression,
+            per_message_deflate=per_message_deflate,
+            max_buffered_bytes=max_buffered_bytes,
+        )
+        """The Engine.IO server the serving layer feeds."""
+        self.serializer: Serializer = _serializer(serializer)
+        self._limits = DecoderLimits(max_attachments, max_buffered_bytes)
+        self._decoder = self._new_decoder()  # shared by clients between packets
+        self._encode_event: Callable[[str, str, Sequence[Any], int | None], list[str | bytes]]
+        if self.serializer is JSON_SERIALIZER:
+            self._encode_event = encode_event
+        else:
+            self._encode_event = self._encode_event_generic
+        self._connect_timeout = connect_timeout
+        self._max_handlers = max_concurrent_handlers
+        self._max_backlog_bytes = max_buffered_bytes
+        self._cleanup_children = cleanup_empty_child_namespaces
+        self._adapter_factory: AdapterFactory = adapter or _default_adapter_factory()
+        self._adapters_waiting: list[Adapter] | None = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing: asyncio.Task[None] | None = None
+        self._close_callers: set[asyncio.Task[Any]] = set()
+        self._nsps: dict[str, Namespace] = {}
+        self._parents: dict[NamespaceMatcher, ParentNamespace] = {}
+        self._parent_ids = count()
+        self.sockets: Namespace = self.of("/")
+        """The main namespace ``"/"``: what ``io.emit``, ``io.on``... act on."""
+
+    def _new_decoder(self) -> Any:
+        return self.serializer.decoder(self._limits)
+
+    def _encode_event_generic(
+        self, nsp: str, event: str, args: Sequence[Any], ack_id: int | None
+    ) -> list[str | bytes]:
+        return self.serializer.encode(Packet(PacketType.EVENT, nsp, [event, *args], ack_id))
+
+    # -- namespaces ---------------------------------------------------------------------------
+
+    def of(self, name: str | NamespaceMatcher) -> Namespace:
+        """The namespace ``name`` (created on first use; ``"chat"`` means ``"/chat"``).
+
+        A compiled regex or a callable ``fn(name, auth) -> bool`` (or awaitable) makes a
+        dynamic namespace: a client connecting to an unknown name that it accepts gets a child
+        namespace sharing the dynamic namespace's middlewares and handlers.
+        """
+        if isinstance(name, str):
+            if not name.startswith("/"):
+                name = "/" + name
+            nsp = self._nsps.get(name)
+            if nsp is None:
+                nsp = self._nsps[name] = Namespace(self, name)
+            return nsp
+        if not isinstance(name, re.Pattern) and not callable(name):
+            raise TypeError(f"a namespace is a str, a compiled regex or a callable, not {name!r}")
+        parent = self._parents.get(name)
+        if parent is None:
+            parent = ParentNamespace(self, f"/_{next(self._parent_ids)}", name)
+            self._parents[name] = parent
+        return parent
+
+    @property
+    def namespaces(self) -> dict[str, Namespace]:
+        """The namespaces clients can connect to now, by name (a copy)."""
+        return dict(self._nsps)
+
+    def _match_dynamic(
+        self, name: str, auth: dict[str, Any]
+    ) -> Namespace | Awaitable[Namespace | None] | None:
+        parents = list(self._parents.values())
+        for index, parent in enumerate(parents):
+            try:
+                accepted = parent._matches(name, auth)
+            except Exception:
+                logger.exception("namespace matcher of %r failed", parent.matcher)
+                continue
+            if isawaitable(accepted):
+                return self._match_dynamic_later(name, auth, parents, index, accepted)
+            if accepted:
+                return self._child(parent, name)
+        return None
+
+    async def _match_dynamic_later(
+        self,
+        name: str,
+        auth: dict[str, Any],
+        parents: list[ParentNamespace],
+        index: int,
+        pending: Awaitable[bool],
+    ) -> Namespace | None:
+        for position in range(index, len(parents)):
+            parent = parents[position]
+            try:
+                if position > index:
+                    result = parent._matches(name, auth)
+                    accepted = await result if isawaitable(result) else result
+                else:
+                    accepted = await pending
+            except Exception:
+                logger.exception("namespace matcher of %r failed", parent.matcher)
+                continue
+            if accepted:
+                return self._child(parent, name)
+        return None
+
+    def _child(self, parent: ParentNamespace, name: str) -> Namespace:
+        # Another client may have created it (or a static one) while a matcher was awaited.
+        return self._nsps.get(name) or parent._create_child(name)
+
+    # -- adapters -----------------------------------------------------------------------------
+
+    def _init_adapter(self, adapter: Adapter) -> None:
+        waiting = self._adapters_waiting
+        if waiting is not None:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                waiting.append(adapter)  # started when the loop runs (first connection/serve)
+                return
+        self._start_adapter(adapter)
+
+    def _start_adapters(self) -> None:
+        waiting, self._adapters_waiting = self._adapters_waiting, None
+        for adapter in waiting or ():
+            self._start_adapter(adapter)
+
+    def _start_adapter(self, adapter: Adapter) -> None:
+        try:
+            result = adapter.init()
+        except Exception:
+            logger.exception("adapter %r failed to start", adapter)
+            return
+        if result is not None and isawaitable(result):
+            self._spawn(_log_failure(result, "adapter start"))
+
+    def _close_adapter(self, adapter: Adapter) -> None:
+        try:
+            result = adapter.close()
+        except Exception:
+            logger.exception("adapter %r failed to close", adapter)
+            return
+        if result is not None and isawaitable(result):
+            self._spawn(_log_failure(result, "adapter close"))
+
+    # -- engine sessions and tasks ------------------------------------------------------------
+
+    def on_engine_connection(self, conn: EngineSocket) -> Client:
+        """The engine's callback for each new session: returns its :class:`Client`."""
+        if self._adapters_waiting is not None:
+            self._start_adapters()
+        return Client(self, conn)
+
+    def _spawn(
+        self,
+        coro: Coroutine[Any, Any, None],
+        done: Callable[[asyncio.Task[None]], None] | None = None,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        if sys.version_info >= (3, 12):  # a handler's synchronous start runs now, like a plain one
+            task = asyncio.Task(coro, loop=loop, eager_start=True)
+        else:
+            task = loop.create_task(coro)
+        # Done callbacks always run from the loop (also for an eager task that already
+        # finished): a handler's completion never re-enters the dispatch that started it.
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        if done is not None:
+            task.add_done_callback(done)
+
+    @property
+    def running_tasks(self) -> int:
+        """Handler tasks currently running."""
+        return len(self._tasks)
+
+    # -- the main namespace's API -------------------------------------------------------------
+
+    @overload
+    def on(self, event: str) -> Callable[[H], H]: ...
+    @overload
+    def on(self, event: str, handler: H) -> H: ...
+    def on(self, event: str, handler: H | None = None) -> H | Callable[[H], H]:
+        """Register a handler on the main namespace (see :meth:`Namespace.on`)."""
+        if handler is None:
+            return self.sockets.on(event)
+        return self.sockets.on(event, handler)
+
+    def off(self, event: str, handler: Callable[..., Any] | None = None) -> None:
+        self.sockets.off(event, handler)
+
+    def use(self, middleware: H) -> H:
+        """Add a connection middleware to the main namespace."""
+        return self.sockets.use(middleware)
+
+    def to(self, room: Room | Iterable[Room]) -> BroadcastOperator:
+        return self.sockets.to(room)
+
+    def in_(self, room: Room | Iterable[Room]) -> BroadcastOperator:
+        return self.sockets.to(room)
+
+    def except_(self, room: Room | Iterable[Room]) -> BroadcastOperator:
+        return self.sockets.except_(room)
+
+    @property
+    def volatile(self) -> BroadcastOperator:
+        return self.sockets.volatile
+
+    @property
+    def local(self) -> BroadcastOperator:
+        return self.sockets.local
+
+    def compress(self, compress: bool) -> BroadcastOperator:
+        return self.sockets.compress(compress)
+
+    def timeout(self, seconds: float) -> BroadcastOperator:
+        return self.sockets.timeout(seconds)
+
+    def emit(self, event: str, *args: Any) -> None:
+        """Send an event to every socket of the main namespace."""
+        self.sockets.emit(event, *args)
+
+    def send(self, *args: Any) -> None:
+        self.sockets.send(*args)
+
+    async def emit_with_ack(self, event: str, *args: Any) -> list[Any]:
+        return await self.sockets.emit_with_ack(event, *args)
+
+    async def fetch_sockets(self) -> list[Socket | RemoteSocket]:
+        return await self.sockets.fetch_sockets()
+
+    def sockets_join(self, room: Room | Iterable[Room]) -> None:
+        self.sockets.sockets_join(room)
+
+    def sockets_leave(self, room: Room | Iterable[Room]) -> None:
+        self.sockets.sockets_leave(room)
+
+    def disconnect_sockets(self, close: bool = False) -> None:
+        self.sockets.disconnect_sockets(close)
+
+    def server_side_emit(self, event: str, *args: Any) -> None:
+        self.sockets.server_side_emit(event, *args)
+
+    def on_server_side(self, event: str, handler: H) -> H:
+        return self.sockets.on_server_side(event, handler)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def close(self, grace: float = 5.0) -> None:
+        """Shut down: every socket disconnects ("server shutting down"), adapters close, the
+        engine refuses new sessions and closes the open ones, then handler tasks get ``grace``
+        seconds to finish before they are cancelled. Idempotent."""
+        caller = asyncio.current_task()
+        if caller is not None:
+            # A handler may close the server: do not wait for the task that waits for us.
+            self._close_callers.add(caller)
+        if self._closing is None:
+            self._closing = asyncio.get_running_loop().create_task(self._close(grace))
+        try:
+            await asyncio.shield(self._closing)
+        finally:
+            if caller is not None:
+                self._close_callers.discard(caller)
+
+    async def _close(self, grace: float) -> None:
+        namespaces: list[Namespace] = [*self._nsps.values(), *self._parents.values()]
+        for nsp in namespaces:
+            for socket in list(nsp.sockets.values()):
+                socket._on_close("server shutting down")
+        for nsp in namespaces:
+            try:
+                result = nsp.adapter.close()
+                if result is not None and isawaitable(result):
+                    await result
+            except Exception:
+                logger.exception("adapter of %s failed to close", nsp.name)
+        await self.engine.close()
+        callers = self._close_callers
+        tasks = [task for task in self._tasks if task not in callers]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+
+    async def serve(self, host: str = "127.0.0.1", port: int = 5000, **options: Any) -> Any:
+        """Serve this server with the native HTTP/WebSocket server; returns it running
+        (``sockjet.serving.native.NativeServer``: ``.port``, ``await .close()``). ``options``
+        go to ``sockjet.serving.native.serve`` (``static_dir``, ``ssl``...)."""
+        self._start_adapters()
+        native = importlib.import_module(_NATIVE_SERVING)
+        return await native.serve(self.engine, host, port, **options)
+
+    def run(self, host: str = "127.0.0.1", port: int = 5000, **options: Any) -> None:
+        """Serve until interrupted (Ctrl-C), then shut down gracefully. Uses uvloop when
+        installed."""
+
+        async def main() -> None:
+            server = await self.serve(host, port, **options)
+            try:
+                await server.serve_forever()
+            finally:
+                await self.close()
+                await server.close()
+
+        try:
+            import uvloop
+        except ImportError:  # pragma: no cover - uvloop is optional
+            runner: Callable[[Coroutine[Any, Any, None]], None] = asyncio.run
+        else:
+            runner = uvloop.run
+        with contextlib.suppress(KeyboardInterrupt):
+            runner(main())
+
+
+async def _log_failure(pending: Awaitable[Any], what: str) -> None:
+    try:
+        await pending
+    except Exception:
+        logger.exception("%s failed", what)

@@ -1,0 +1,645 @@
+"""One client's presence in one namespace: :class:`Socket`.
+
+A socket is what handlers receive: it emits to its client, joins rooms, waits for acks and runs
+the handlers registered on it. It costs little while idle: its handler tables, pending acks,
+``data`` dict and handshake are created on first use, and it owns no task and no timer.
+
+Handlers may be plain functions or coroutine functions. A plain handler runs inline, while the
+packet is dispatched; a coroutine handler gets one task (bounded per connection, see
+``Server(max_concurrent_handlers=...)``). Exceptions are logged, never fatal to the connection.
+
+Packet middleware (:meth:`Socket.use`): ``mw(event: str, args: list) -> None`` (or a coroutine),
+run in order before the handlers of every incoming event. It may change ``args`` in place; raising
+any exception stops the event, and the exception goes to the socket's ``"error"`` handlers (or is
+logged when there are none), as ``next(err)`` does in Node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from functools import partial
+from inspect import isawaitable
+from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
+
+from sockjet.engine.io import EngineSocket, HTTPRequest, Outgoing
+from sockjet.errors import AckTimeout
+from sockjet.protocol.socketio import RESERVED_EVENTS, Packet, PacketType
+from sockjet.server.acks import AckWaiter, SingleAck, reply_args
+from sockjet.server.broadcast import (
+    DEFAULT_FLAGS,
+    Adapter,
+    BroadcastFlags,
+    BroadcastOperator,
+    Room,
+)
+
+if TYPE_CHECKING:
+    from sockjet.server.client import Client
+    from sockjet.server.namespace import Namespace
+    from sockjet.server.server import Server
+
+__all__ = ["Handshake", "Socket", "SocketEmitter"]
+
+logger = logging.getLogger("sockjet.server")
+
+H = TypeVar("H", bound=Callable[..., Any])
+
+# Socket states, ordered so that "may still send" is ``state <= _CLOSING``.
+_CONNECTED: Final = 1
+_CLOSING: Final = 2  # "disconnecting" handlers are running; still in its rooms
+_CONNECTING: Final = 3  # connection middleware running
+_DISCONNECTED: Final = 4
+
+_LIFECYCLE: Final = frozenset({"disconnect", "disconnecting", "error"})
+_EVENT, _BINARY_EVENT = PacketType.EVENT, PacketType.BINARY_EVENT
+
+
+def event_name(value: Any) -> str:
+    """An event name as handlers are keyed: numbers become strings as in JavaScript."""
+    if value.__class__ is str:
+        return value
+    if value.__class__ is float and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def check_event(event: str) -> None:
+    """Refuse reserved names: the server never emits lifecycle events to clients."""
+    if event in RESERVED_EVENTS:
+        raise ValueError(f"{event!r} is a reserved event name")
+
+
+@dataclass(slots=True)
+class Handshake:
+    """How the client connected: the details of the Engine.IO handshake request, plus the
+    ``auth`` object of the Socket.IO CONNECT packet (Node's ``socket.handshake``)."""
+
+    headers: dict[str, str]
+    """Header names lower-cased."""
+    query: dict[str, str]
+    auth: dict[str, Any]
+    address: str
+    """The client's IP address, as the serving layer saw it."""
+    url: str
+    secure: bool
+    xdomain: bool
+    """Whether the request carried an ``Origin`` header (cross-domain)."""
+    issued: int
+    """Milliseconds since the epoch when the socket was created."""
+    time: str
+    """``issued`` as an ISO 8601 string."""
+
+    @classmethod
+    def from_request(cls, request: HTTPRequest, auth: dict[str, Any], issued: int) -> Handshake:
+        remote = request.remote_addr
+        return cls(
+            headers=request.headers,
+            query=request.query,
+            auth=auth,
+            address=remote[0] if remote else "",
+            url=request.url,
+            secure=request.secure,
+            xdomain="origin" in request.headers,
+            issued=issued,
+            time=datetime.fromtimestamp(issued / 1000, UTC).isoformat(),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The handshake as Node spells it (for cluster messages)."""
+        return {
+            "headers": self.headers,
+            "query": self.query,
+            "auth": self.auth,
+            "address": self.address,
+            "url": self.url,
+            "secure": self.secure,
+            "xdomain": self.xdomain,
+            "issued": self.issued,
+            "time": self.time,
+        }
+
+
+class Socket:
+    """A client connected to one namespace."""
+
+    __slots__ = (
+        "_acks",
+        "_any",
+        "_any_out",
+        "_auth",
+        "_data",
+        "_final_rooms",
+        "_handlers",
+        "_handshake",
+        "_issued",
+        "_lifecycle",
+        "_middlewares",
+        "_state",
+        "client",
+        "conn",
+        "id",
+        "nsp",
+    )
+
+    def __init__(self, nsp: Namespace, client: Client, auth: dict[str, Any]) -> None:
+        self.id: str = secrets.token_urlsafe(15)
+        """The Socket.IO id (not the Engine.IO session id); also the name of its own room."""
+        self.nsp = nsp
+        self.client = client
+        self.conn: EngineSocket = client.conn
+        self._state = _CONNECTING
+        self._auth = auth
+        self._issued = int(time.time() * 1000)
+        self._data: dict[str, Any] | None = None
+        self._handshake: Handshake | None = None
+        self._handlers: dict[str, list[Callable[..., Any]]] | None = None
+        self._lifecycle: dict[str, list[Callable[..., Any]]] | None = None
+        self._any: list[Callable[..., Any]] | None = None
+        self._any_out: list[Callable[..., Any]] | None = None
+        self._middlewares: list[Callable[..., Any]] | None = None
+        self._acks: dict[int, AckWaiter] | None = None
+        self._final_rooms: set[Room] | None = None
+
+    # -- properties ---------------------------------------------------------------------------
+
+    @property
+    def server(self) -> Server:
+        return self.nsp.server
+
+    @property
+    def adapter(self) -> Adapter:
+        return self.nsp.adapter
+
+    @property
+    def connected(self) -> bool:
+        """True from the CONNECT reply until the disconnection (``"disconnecting"`` included)."""
+        return self._state <= _CLOSING
+
+    @property
+    def disconnected(self) -> bool:
+        return not self._state <= _CLOSING
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """Free-form per-socket data (shared with ``fetch_sockets()`` results)."""
+        data = self._data
+        if data is None:
+            data = self._data = {}
+        return data
+
+    @data.setter
+    def data(self, value: dict[str, Any]) -> None:
+        self._data = value
+
+    @property
+    def handshake(self) -> Handshake:
+        handshake = self._handshake
+        if handshake is None:
+            handshake = self._handshake = Handshake.from_request(
+                self.conn.request, self._auth, self._issued
+            )
+        return handshake
+
+    @property
+    def request(self) -> HTTPRequest:
+        """The Engine.IO handshake request."""
+        return self.conn.request
+
+    @property
+    def transport(self) -> str:
+        """The engine transport in use: ``"polling"`` or ``"websocket"``."""
+        return self.conn.transport
+
+    @property
+    def rooms(self) -> set[Room]:
+        """The rooms the socket is in (a copy; includes its own id).
+
+        After the disconnection: the rooms it was in at that moment, so that asynchronous
+        ``"disconnecting"``/``"disconnect"`` handlers can still read them.
+        """
+        if self._state == _DISCONNECTED:
+            return set(self._final_rooms or ())
+        return set(self.nsp.adapter.socket_rooms(self.id) or ())
+
+    # -- handler registration -----------------------------------------------------------------
+
+    @overload
+    def on(self, event: str) -> Callable[[H], H]: ...
+    @overload
+    def on(self, event: str, handler: H) -> H: ...
+    def on(self, event: str, handler: H | None = None) -> H | Callable[[H], H]:
+        """Register a handler for a client event (``@socket.on("chat")`` works too).
+
+        Client events call ``handler(*args)``; its return value answers the client's ack.
+        Lifecycle events: ``"disconnecting"`` and ``"disconnect"`` call ``handler(reason)``;
+        ``"error"`` calls ``handler(exc)`` with what a packet middleware raised. Clients cannot
+        send those names (nor the other reserved ones, refused here).
+        """
+        if handler is None:
+            return partial(self.on, event)  # type: ignore[return-value]
+        if event in _LIFECYCLE:
+            table = self._lifecycle
+            if table is None:
+                table = self._lifecycle = {}
+        elif event in RESERVED_EVENTS:
+            raise ValueError(f"{event!r} is a reserved event name")
+        else:
+            table = self._handlers
+            if table is None:
+                table = self._handlers = {}
+        table.setdefault(event, []).append(handler)
+        return handler
+
+    def off(self, event: str, handler: Callable[..., Any] | None = None) -> None:
+        """Remove one handler of ``event``, or all of them."""
+        table = self._lifecycle if event in _LIFECYCLE else self._handlers
+        if not table or event not in table:
+            return
+        handlers = table[event]
+        if handler is None:
+            handlers.clear()
+        elif handler in handlers:
+            handlers.remove(handler)
+        if not handlers:
+            del table[event]
+
+    def listeners(self, event: str) -> list[Callable[..., Any]]:
+        """The handlers of ``event`` on this socket."""
+        table = self._lifecycle if event in _LIFECYCLE else self._handlers
+        return list(table.get(event, ())) if table else []
+
+    def on_any(self, handler: H) -> H:
+        """Call ``handler(event, *args)`` for every incoming event, before the middlewares."""
+        if self._any is None:
+            self._any = []
+        self._any.append(handler)
+        return handler
+
+    def off_any(self, handler: Callable[..., Any] | None = None) -> None:
+        if self._any is not None:
+            if handler is None:
+                self._any = None
+            elif handler in self._any:
+                self._any.remove(handler)
+
+    def on_any_outgoing(self, handler: H) -> H:
+        """Call ``handler(event, *args)`` for every event this socket emits (not broadcasts)."""
+        if self._any_out is None:
+            self._any_out = []
+        self._any_out.append(handler)
+        return handler
+
+    def off_any_outgoing(self, handler: Callable[..., Any] | None = None) -> None:
+        if self._any_out is not None:
+            if handler is None:
+                self._any_out = None
+            elif handler in self._any_out:
+                self._any_out.remove(handler)
+
+    def use(self, middleware: H) -> H:
+        """Add a packet middleware ``mw(event, args)`` (see the module docstring)."""
+        if self._middlewares is None:
+            self._middlewares = []
+        self._middlewares.append(middleware)
+        return middleware
+
+    # -- emitting -----------------------------------------------------------------------------
+
+    def emit(self, event: str, *args: Any) -> bool:
+        """Send an event to this client (queued; returns at once).
+
+        Returns False when the packet was not queued (disconnected, or a dropped volatile
+        packet). Raises :class:`ValueError` for a reserved event name.
+        """
+        return self._emit(event, args, None, False)
+
+    def send(self, *args: Any) -> bool:
+        """Emit a ``"message"`` event."""
+        return self._emit("message", args, None, False)
+
+    async def emit_with_ack(self, event: str, *args: Any) -> Any:
+        """Emit and wait for the client's acknowledgement, without a time limit (see
+        :meth:`timeout`: ``await socket.timeout(5).emit_with_ack(...)``).
+
+        Returns the ack's arguments: none -> ``None``, one -> that value, several -> a tuple.
+        Raises :class:`~sockjet.errors.AckTimeout` when the time limit passes first, when the
+        socket disconnects before answering, or at once when it is not connected.
+        """
+        return await self._emit_with_ack(event, args, None, False)
+
+    async def _emit_with_ack(
+        self, event: str, args: tuple[Any, ...], limit: float | None, volatile: bool
+    ) -> Any:
+        check_event(event)
+        if self._state > _CLOSING:
+            raise AckTimeout("the socket is not connected")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        ack_id = self.nsp._next_ack_id()
+        self._add_ack(ack_id, SingleAck(future))
+        try:
+            if not self._emit(event, args, ack_id, volatile):
+                raise AckTimeout("the packet was dropped")
+            if limit is None:
+                return await future
+            async with asyncio.timeout(limit):
+                return await future
+        except AckTimeout:
+            raise
+        except TimeoutError:
+            raise AckTimeout(f"no acknowledgement within {limit}s") from None
+        finally:
+            self._drop_ack(ack_id)
+
+    def _emit(self, event: str, args: tuple[Any, ...], ack_id: int | None, volatile: bool) -> bool:
+        check_event(event)
+        if self._any_out:
+            run = self.client._run
+            for listener in tuple(self._any_out):
+                run(listener, (event, *args))
+        if self._state > _CLOSING:
+            return False
+        nsp = self.nsp
+        return self._write_payloads(
+            nsp.server._encode_event(nsp.name, event, args, ack_id), volatile
+        )
+
+    def _write_payloads(self, payloads: list[str | bytes], volatile: bool = False) -> bool:
+        message = Outgoing.message
+        send = self.conn.send
+        if not send(message(payloads[0]), volatile=volatile):
+            return False
+        # The attachments of a packet the engine accepted are never dropped: a partial
+        # binary packet would break the client's decoder.
+        for payload in payloads[1:]:
+            send(message(payload))
+        return True
+
+    def _write(self, outgoing: list[Outgoing], volatile: bool) -> bool:
+        """Queue an encoded packet (shared ``Outgoing`` objects of a broadcast)."""
+        send = self.conn.send
+        if not send(outgoing[0], volatile=volatile):
+            return False
+        for message in outgoing[1:]:
+            send(message)
+        return True
+
+    def _send_packet(self, packet: Packet) -> None:
+        self._write_payloads(self.nsp.server.serializer.encode(packet))
+
+    @property
+    def volatile(self) -> SocketEmitter:
+        """Emit without queueing when the transport is not ready (the packet may be lost)."""
+        return SocketEmitter(self, DEFAULT_FLAGS).volatile
+
+    def compress(self, compress: bool) -> SocketEmitter:
+        """Emit with (or without) compression."""
+        return SocketEmitter(self, DEFAULT_FLAGS).compress(compress)
+
+    def timeout(self, seconds: float) -> SocketEmitter:
+        """``socket.timeout(5).emit_with_ack(...)``: wait at most ``seconds`` for the ack."""
+        return SocketEmitter(self, DEFAULT_FLAGS).timeout(seconds)
+
+    # -- broadcasting from this socket (excludes itself) --------------------------------------
+
+    def _operator(self, flags: BroadcastFlags = DEFAULT_FLAGS) -> BroadcastOperator:
+        return BroadcastOperator(self.nsp.adapter, frozenset(), frozenset((self.id,)), flags)
+
+    def to(self, room: Room | Iterable[Room]) -> BroadcastOperator:
+        """Broadcast to ``room`` (or rooms), this socket excepted."""
+        return self._operator().to(room)
+
+    def in_(self, room: Room | Iterable[Room]) -> BroadcastOperator:
+        """Same as :meth:`to`."""
+        return self._operator().to(room)
+
+    def except_(self, room: Room | Iterable[Room]) -> BroadcastOperator:
+        """Broadcast to every socket but those in ``room`` (and this one)."""
+        return self._operator().except_(room)
+
+    @property
+    def broadcast(self) -> BroadcastOperator:
+        """Broadcast to every other socket of the namespace."""
+        return self._operator()
+
+    @property
+    def local(self) -> BroadcastOperator:
+        """Broadcast to every other socket of the namespace on this server only."""
+        return self._operator().local
+
+    # -- rooms --------------------------------------------------------------------------------
+
+    def join(self, rooms: Room | Iterable[Room]) -> None:
+        """Join a room (or rooms). Does nothing once the socket is disconnected."""
+        if self._state != _DISCONNECTED:
+            self.nsp.adapter.add_all(self.id, (rooms,) if isinstance(rooms, str) else rooms)
+
+    def leave(self, room: Room) -> None:
+        """Leave a room. Does nothing once the socket is disconnected."""
+        if self._state != _DISCONNECTED:
+            self.nsp.adapter.del_(self.id, room)
+
+    # -- disconnection ------------------------------------------------------------------------
+
+    def disconnect(self, close: bool = False) -> None:
+        """Disconnect from this namespace ("server namespace disconnect"); the client does not
+        reconnect. ``close=True`` disconnects every namespace of the client and closes the
+        underlying connection."""
+        if self._state != _CONNECTED:
+            return
+        if close:
+            self.client._disconnect_all()
+            return
+        self._send_packet(Packet(PacketType.DISCONNECT, self.nsp.name))
+        self._on_close("server namespace disconnect")
+
+    # -- called by the client and the namespace -----------------------------------------------
+
+    def _on_connect(self) -> None:
+        self._state = _CONNECTED
+        self.nsp.adapter.add_all(self.id, (self.id,))
+        self._send_packet(Packet(PacketType.CONNECT, self.nsp.name, {"sid": self.id}))
+
+    def _on_close(self, reason: str) -> None:
+        if self._state != _CONNECTED:
+            return
+        self._state = _CLOSING
+        self._fire("disconnecting", reason)
+        self._final_rooms = self.nsp.adapter.socket_rooms(self.id)
+        self._cleanup()
+        self.client._remove(self)
+        acks, self._acks = self._acks, None
+        if acks:
+            for waiter in list(acks.values()):
+                waiter.on_close(self)
+        self._fire("disconnect", reason)
+
+    def _cleanup(self) -> None:
+        self._state = _DISCONNECTED
+        self.nsp.adapter.del_all(self.id)
+        self.nsp._remove(self)
+
+    def _fire(self, event: str, *args: Any) -> None:
+        run = self.client._run
+        lifecycle = self._lifecycle
+        if lifecycle:
+            for handler in tuple(lifecycle.get(event, ())):
+                run(handler, args)
+        flat = self.nsp._lifecycle.get(event)
+        if flat:
+            for handler in tuple(flat):
+                run(handler, (self, *args))
+
+    def _on_event(self, packet: Packet) -> None:
+        data = packet.data
+        event = event_name(data[0])
+        args = data[1:]
+        ack_id = packet.id
+        if self._any:
+            run = self.client._run
+            for listener in tuple(self._any):
+                run(listener, (event, *args))
+        if self._middlewares:
+            self._run_middlewares(event, args, ack_id)
+        else:
+            self._dispatch(event, args, ack_id)
+
+    def _run_middlewares(self, event: str, args: list[Any], ack_id: int | None) -> None:
+        middlewares = tuple(self._middlewares or ())
+        for index, middleware in enumerate(middlewares):
+            try:
+                result = middleware(event, args)
+            except Exception as exc:
+                self._on_error(exc)
+                return
+            if result is not None and isawaitable(result):
+                self.client._spawn(
+                    self._finish_middlewares(result, middlewares[index + 1 :], event, args, ack_id)
+                )
+                return
+        self._dispatch(event, args, ack_id)
+
+    async def _finish_middlewares(
+        self,
+        pending: Any,
+        rest: tuple[Callable[..., Any], ...],
+        event: str,
+        args: list[Any],
+        ack_id: int | None,
+    ) -> None:
+        try:
+            await pending
+            for middleware in rest:
+                result = middleware(event, args)
+                if result is not None and isawaitable(result):
+                    await result
+        except Exception as exc:
+            self._on_error(exc)
+            return
+        self._dispatch(event, args, ack_id)
+
+    def _on_error(self, exc: Exception) -> None:
+        handlers = self._lifecycle.get("error") if self._lifecycle else None
+        if not handlers:
+            logger.warning("packet middleware refused an event of socket %s: %r", self.id, exc)
+            return
+        run = self.client._run
+        for handler in tuple(handlers):
+            run(handler, (exc,))
+
+    def _dispatch(self, event: str, args: list[Any], ack_id: int | None) -> None:
+        if self._state > _CLOSING:
+            return
+        on_result = None if ack_id is None else partial(self._send_ack, ack_id)
+        run = self.client._run
+        # The first handler answers the ack: the socket's own handlers, then the namespace's.
+        handlers = self._handlers.get(event) if self._handlers else None
+        if handlers:
+            for handler in tuple(handlers):
+                run(handler, args, on_result)
+                on_result = None
+        flat = self.nsp._event_handlers.get(event)
+        if flat:
+            for handler in tuple(flat):
+                run(handler, (self, *args), on_result)
+                on_result = None
+
+    def _send_ack(self, ack_id: int, value: Any) -> None:
+        if self._state <= _CLOSING:
+            self._send_packet(Packet(PacketType.ACK, self.nsp.name, reply_args(value), ack_id))
+
+    def _on_ack(self, packet: Packet) -> None:
+        acks = self._acks
+        if acks is None:
+            return  # an ack nobody waits for (any more) is ignored
+        waiter = acks.pop(packet.id, None)  # type: ignore[arg-type]  # ACK packets carry an id
+        if not acks:
+            self._acks = None
+        if waiter is not None:
+            waiter.on_ack(self, packet.data)
+
+    def _add_ack(self, ack_id: int, waiter: AckWaiter) -> None:
+        acks = self._acks
+        if acks is None:
+            acks = self._acks = {}
+        acks[ack_id] = waiter
+
+    def _drop_ack(self, ack_id: int) -> None:
+        acks = self._acks
+        if acks is not None:
+            acks.pop(ack_id, None)
+            if not acks:
+                self._acks = None
+
+    @property
+    def pending_acks(self) -> int:
+        """How many acknowledgements this socket is waiting for."""
+        return len(self._acks) if self._acks else 0
+
+    def __repr__(self) -> str:
+        return f"Socket(id={self.id!r}, nsp={self.nsp.name!r}, connected={self.connected})"
+
+
+class SocketEmitter:
+    """Emits on one socket with flags: ``socket.volatile``, ``socket.timeout(5)``..."""
+
+    __slots__ = ("_flags", "_socket")
+
+    def __init__(self, socket: Socket, flags: BroadcastFlags) -> None:
+        self._socket = socket
+        self._flags = flags
+
+    @property
+    def volatile(self) -> SocketEmitter:
+        return SocketEmitter(self._socket, replace(self._flags, volatile=True))
+
+    def compress(self, compress: bool) -> SocketEmitter:
+        return SocketEmitter(self._socket, replace(self._flags, compress=compress))
+
+    def timeout(self, seconds: float) -> SocketEmitter:
+        return SocketEmitter(self._socket, replace(self._flags, timeout=seconds))
+
+    def emit(self, event: str, *args: Any) -> bool:
+        """Like :meth:`Socket.emit`, with these flags."""
+        return self._socket._emit(event, args, None, self._flags.volatile)
+
+    async def emit_with_ack(self, event: str, *args: Any) -> Any:
+        """Like :meth:`Socket.emit_with_ack`, waiting at most the ``timeout`` given."""
+        flags = self._flags
+        return await self._socket._emit_with_ack(event, args, flags.timeout, flags.volatile)
+
+    def to(self, room: Room | Iterable[Room]) -> BroadcastOperator:
+        """Broadcast with these flags to ``room``, the socket excepted."""
+        return self._socket._operator(self._flags).to(room)
+
+    def except_(self, room: Room | Iterable[Room]) -> BroadcastOperator:
+        return self._socket._operator(self._flags).except_(room)
+
+    @property
+    def broadcast(self) -> BroadcastOperator:
+        return self._socket._operator(self._flags)
