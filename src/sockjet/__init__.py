@@ -25,10 +25,12 @@ if TYPE_CHECKING:
         Server,
         Socket,
     )
+    from sockjet.serving.asgi import ASGIApp
 
 # The runtime is imported on first use (PEP 562), so that ``import sockjet.protocol`` (the
 # sans-I/O layer, the client) does not load the server, the engine and asyncio.
 _LAZY: dict[str, str] = {
+    "ASGIApp": "sockjet.serving.asgi",
     "BroadcastAckTimeout": "sockjet.server",
     "BroadcastOperator": "sockjet.server",
     "Handshake": "sockjet.server",
@@ -51,6 +53,7 @@ def __getattr__(name: str) -> Any:
 __version__ = "0.1.0"
 
 __all__ = [
+    "ASGIApp",
     "AckTimeout",
     "BroadcastAckTimeout",
     "BroadcastOperator",

@@ -1,0 +1,1 @@
+"""sockjet examples; importable from the repository root (``sockjet serve examples.hello:io``)."""

@@ -1,0 +1,258 @@
+"""The ``sockjet`` command line.
+
+``sockjet serve module:attribute`` imports a :class:`sockjet.Server` and serves it with the
+native server until SIGINT/SIGTERM, then shuts it down gracefully (a second signal forces the
+exit). Every subcommand is one ``add_<name>_command(subparsers)`` function listed in
+:data:`COMMANDS`; it registers its parser and sets ``run`` to a function of the parsed
+arguments returning the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeAlias
+
+from sockjet import __version__
+
+__all__ = ["COMMANDS", "CLIError", "build_parser", "load_target", "main", "serve_until"]
+
+logger = logging.getLogger("sockjet.cli")
+
+# What add_subparsers() returns; argparse gives that type no public name.
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+EXIT_USAGE = 2
+"""Exit code for a bad command line or an application that cannot be loaded (as argparse)."""
+EXIT_FAILURE = 1
+
+
+class CLIError(Exception):
+    """A failure to report as ``sockjet: error: <message>`` and exit with ``code``."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Servable(Protocol):
+    """What ``sockjet serve`` needs from its target: a :class:`sockjet.Server`."""
+
+    async def serve(self, host: str = ..., port: int = ..., **options: Any) -> Any: ...
+
+    async def close(self) -> None: ...
+
+
+class Stoppable(Protocol):
+    """The running server ``Server.serve`` returns (``NativeServer``)."""
+
+    async def close(self) -> None: ...
+
+
+# -- sockjet serve ---------------------------------------------------------------------------------
+
+
+def add_serve_command(subparsers: Subparsers) -> None:
+    """``sockjet serve module:attribute [options]``."""
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve a sockjet.Server with the native HTTP/WebSocket server",
+        description=(
+            "Import a sockjet.Server (module:attribute, importable from the current directory) "
+            "and serve it until SIGINT/SIGTERM, then close every connection gracefully."
+        ),
+    )
+    parser.add_argument("target", metavar="module:attribute", help="e.g. examples.hello:io")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (%(default)s)")
+    parser.add_argument("--port", type=int, default=5000, help="port to bind; 0 picks a free one")
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=("critical", "error", "warning", "info", "debug"),
+        help="logging level (%(default)s)",
+    )
+    parser.add_argument(
+        "--loop",
+        default="auto",
+        choices=("auto", "asyncio", "uvloop"),
+        help="event loop: auto uses uvloop when it is installed (%(default)s)",
+    )
+    parser.add_argument(
+        "--static", metavar="DIR", help="also serve the files of DIR (index.html for /)"
+    )
+    parser.set_defaults(run=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Load the target, then serve it until a signal asks to stop."""
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if args.static is not None and not os.path.isdir(args.static):
+        raise CLIError(f"--static {args.static!r} is not a directory")
+    loop_factory = _loop_factory(args.loop)
+    target = load_target(args.target)
+    if not callable(getattr(target, "serve", None)) or not callable(getattr(target, "close", None)):
+        raise CLIError(f"{args.target} is {type(target).__name__}, not a sockjet.Server")
+    options: dict[str, Any] = {}
+    if args.static is not None:
+        options["static_dir"] = args.static
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(_serve_with_signals(target, args.target, args.host, args.port, options))
+
+
+async def _serve_with_signals(
+    io: Servable, name: str, host: str, port: int, options: dict[str, Any]
+) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    main_task = asyncio.current_task()
+    assert main_task is not None
+
+    def on_signal(signum: int) -> None:
+        if not stop.is_set():
+            logger.info("%s: shutting down (again to force)", signal.Signals(signum).name)
+            stop.set()
+        else:
+            main_task.cancel()
+
+    installed: list[signal.Signals] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, on_signal, signum)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - Windows, no handlers
+            continue
+        installed.append(signum)
+    try:
+
+        def announce(url: str) -> None:
+            print(f"sockjet: serving {name} on {url} (Ctrl+C to quit)", flush=True)
+
+        await serve_until(io, host, port, stop, announce=announce, **options)
+    except asyncio.CancelledError:
+        print("sockjet: forced exit", file=sys.stderr, flush=True)
+        return EXIT_FAILURE
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+    return 0
+
+
+async def serve_until(
+    io: Servable,
+    host: str,
+    port: int,
+    stop: asyncio.Event,
+    *,
+    announce: Callable[[str], None] | None = None,
+    **options: Any,
+) -> None:
+    """Serve ``io`` on ``host:port`` until ``stop`` is set, then close it
+    gracefully (clients are disconnected with "server shutting down") and the server after it.
+
+    ``announce`` gets the URL once listening. Raises :class:`CLIError` when the address cannot
+    be bound.
+    """
+    try:
+        server: Stoppable = await io.serve(host, port, **options)
+    except OSError as exc:
+        raise CLIError(f"cannot listen on {host}:{port}: {exc}", EXIT_FAILURE) from exc
+    try:
+        if announce is not None:
+            announce(_url(host, getattr(server, "port", port)))
+        await stop.wait()
+    finally:
+        try:
+            await io.close()
+        finally:
+            await server.close()
+
+
+def _url(host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    if name == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if name == "uvloop":
+            raise CLIError("--loop uvloop: uvloop is not installed") from None
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def load_target(spec: str) -> Any:
+    """Import ``module:attribute`` (the attribute may be dotted), from the current directory too.
+
+    Raises :class:`CLIError` with a message saying what is missing.
+    """
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise CLIError(f"expected module:attribute (like examples.hello:io), got {spec!r}")
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)  # as uvicorn does: apps are imported from where we run
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and (module_name + ".").startswith(exc.name + "."):
+            raise CLIError(f"cannot import module {module_name!r}: {exc}") from None
+        traceback.print_exc()  # the app itself imports something missing: show where
+        raise CLIError(f"importing {module_name!r} failed: {exc}") from None
+    except Exception as exc:
+        traceback.print_exc()
+        raise CLIError(f"importing {module_name!r} failed: {exc!r}") from None
+    target: Any = module
+    for part in attribute.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise CLIError(f"module {module_name!r} has no attribute {attribute!r}") from None
+    return target
+
+
+# -- the parser ----------------------------------------------------------------------------------
+
+COMMANDS: tuple[Callable[[Subparsers], None], ...] = (add_serve_command,)
+"""Every subcommand: one function that adds its parser and sets ``run``."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``sockjet`` argument parser with every command of :data:`COMMANDS`."""
+    parser = argparse.ArgumentParser(
+        prog="sockjet", description="sockjet: a fast Socket.IO server for Python."
+    )
+    parser.add_argument("--version", action="version", version=f"sockjet {__version__}")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    for add_command in COMMANDS:
+        add_command(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (the console script exits with it)."""
+    args = build_parser().parse_args(argv)
+    run: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return run(args)
+    except CLIError as exc:
+        print(f"sockjet: error: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:  # Ctrl+C before the server installed its handlers
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
