@@ -18,6 +18,7 @@ import contextlib
 import importlib
 import logging
 import re
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from inspect import isawaitable
@@ -429,16 +430,24 @@ class Server:
         return await native.serve(self.engine, host, port, **options)
 
     def run(self, host: str = "127.0.0.1", port: int = 5000, **options: Any) -> None:
-        """Serve until interrupted (Ctrl-C), then shut down gracefully. Uses uvloop when
-        installed."""
+        """Serve until SIGINT (Ctrl-C) or SIGTERM, then shut down gracefully: every socket
+        disconnects with "server shutting down" before the listener closes. Uses uvloop when
+        installed. ``options`` are those of :meth:`serve`."""
 
         async def main() -> None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows
+                    loop.add_signal_handler(signum, stop.set)
             server = await self.serve(host, port, **options)
             try:
-                await server.serve_forever()
+                await stop.wait()
             finally:
-                await self.close()
-                await server.close()
+                try:
+                    await self.close()
+                finally:
+                    await server.close()
 
         try:
             import uvloop

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 from typing import Any, ClassVar
 
 import pytest
@@ -219,25 +221,26 @@ async def test_serve_with_the_native_server() -> None:
         await server.close()
 
 
-def test_run_serves_until_done_then_closes(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_run_serves_until_a_signal_then_closes_gracefully(
+    monkeypatch: pytest.MonkeyPatch, signum: signal.Signals
+) -> None:
     io = Server()
     calls: list[Any] = []
 
     class FakeNative:
-        async def serve_forever(self) -> None:
-            calls.append("serving")
-
         async def close(self) -> None:
-            calls.append("closed")
+            # the Socket.IO server closed first: sockets saw "server shutting down"
+            calls.append(("closed", io.engine.closed))
 
     async def fake_serve(host: str, port: int, **options: Any) -> FakeNative:
         calls.append((host, port, options))
+        asyncio.get_running_loop().call_soon(os.kill, os.getpid(), signum)
         return FakeNative()
 
     monkeypatch.setattr(io, "serve", fake_serve)
     io.run("0.0.0.0", 8080, static_dir="web")
-    assert calls == [("0.0.0.0", 8080, {"static_dir": "web"}), "serving", "closed"]
-    assert io.engine.closed
+    assert calls == [("0.0.0.0", 8080, {"static_dir": "web"}), ("closed", True)]
 
 
 def test_run_stops_quietly_on_ctrl_c(monkeypatch: pytest.MonkeyPatch) -> None:
