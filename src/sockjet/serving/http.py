@@ -1,0 +1,610 @@
+"""HTTP/1.1 for the native server: one :class:`HTTPProtocol` per connection, parsed by httptools.
+
+Requests on a connection are answered strictly in order (keep-alive and pipelining): each parsed
+request joins the connection's queue, and one task answers the queue front to back, then ends
+(no task while the connection is idle). Every limit refuses with an answer (400, 408, 413, 414,
+431) written after the responses already owed, then closes. A request with ``Upgrade:
+websocket`` switches the transport to a :class:`~sockjet.serving.websocket.WebSocketProtocol`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import binascii
+import logging
+from collections import deque
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Final, Protocol, cast
+from urllib.parse import parse_qsl, unquote
+
+import httptools
+
+from sockjet.engine.io import HTTPRequest, HTTPResponse
+from sockjet.serving.websocket import (
+    Flusher,
+    FrameParser,
+    WebSocketProtocol,
+    accept_key,
+    negotiate_deflate,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from sockjet.engine.io import WebSocketConnection, WebSocketHandler
+    from sockjet.serving.native import NativeLimits
+    from sockjet.serving.static import StaticFiles
+
+__all__ = ["Engine", "HTTPProtocol", "ServerContext", "encode_response"]
+
+logger = logging.getLogger("sockjet.serving")
+
+
+class Engine(Protocol):
+    """What the native server needs from the Engine.IO runtime (``EngineServer``)."""
+
+    @property
+    def path(self) -> str:
+        """Requests whose path starts with this (e.g. ``"/socket.io/"``) go to the engine."""
+        ...
+
+    @property
+    def max_payload(self) -> int:
+        """Cap on HTTP bodies and WebSocket messages."""
+        ...
+
+    @property
+    def per_message_deflate(self) -> bool:
+        """Whether to negotiate permessage-deflate."""
+        ...
+
+    async def handle_request(self, request: HTTPRequest) -> HTTPResponse:
+        """Answer a polling GET (may wait, a long-poll), POST or OPTIONS. Cancelled when the
+        client's connection drops while it waits."""
+        ...
+
+    async def check_websocket(self, request: HTTPRequest) -> HTTPResponse | None:
+        """None accepts the upgrade; a response is sent instead (then the connection closes)."""
+        ...
+
+    def open_websocket(self, request: HTTPRequest, conn: WebSocketConnection) -> WebSocketHandler:
+        """Take over an accepted WebSocket; returns who receives its messages and close."""
+        ...
+
+    async def close(self) -> None:
+        """Close every session (not called by the native server: its owner closes it)."""
+        ...
+
+
+class ServerContext:
+    """What every connection of one server shares."""
+
+    __slots__ = (
+        "closing",
+        "connections",
+        "drained",
+        "engine",
+        "engine_exact",
+        "engine_prefix",
+        "fallback",
+        "flusher",
+        "limits",
+        "secure",
+        "static",
+    )
+
+    def __init__(
+        self,
+        engine: Engine,
+        limits: NativeLimits,
+        flusher: Flusher,
+        *,
+        static: StaticFiles | None = None,
+        fallback: Callable[[HTTPRequest], Awaitable[HTTPResponse]] | None = None,
+        secure: bool = False,
+    ) -> None:
+        self.engine = engine
+        self.limits = limits
+        self.flusher = flusher
+        self.static = static
+        self.fallback = fallback
+        self.secure = secure
+        prefix = engine.path if engine.path.endswith("/") else engine.path + "/"
+        self.engine_prefix = prefix
+        self.engine_exact = prefix.rstrip("/") or "/"
+        self.connections: set[HTTPProtocol | WebSocketProtocol] = set()
+        self.closing = False
+        self.drained: asyncio.Future[None] | None = None
+
+    def is_engine_path(self, path: str) -> bool:
+        return path.startswith(self.engine_prefix) or path == self.engine_exact
+
+    def add(self, conn: HTTPProtocol | WebSocketProtocol) -> None:
+        self.connections.add(conn)
+
+    def discard(self, conn: HTTPProtocol | WebSocketProtocol) -> None:
+        self.connections.discard(conn)
+        if not self.connections and self.drained is not None and not self.drained.done():
+            self.drained.set_result(None)
+
+
+# -- responses ---------------------------------------------------------------------------------
+
+_STATUS_LINES: Final = {
+    status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n" for status in HTTPStatus
+}
+_MANAGED_HEADERS: Final = frozenset({"content-length", "connection", "transfer-encoding"})
+
+
+def encode_response(
+    response: HTTPResponse, *, close: bool, head: bool = False, keep_alive_header: bool = False
+) -> bytes:
+    """Serialize a response: we own Content-Length and Connection; no header can split it."""
+    status = response.status
+    parts = [_STATUS_LINES.get(status) or f"HTTP/1.1 {status} Status\r\n"]
+    for name, value in response.headers:
+        if name.lower() in _MANAGED_HEADERS or _unsafe(name) or _unsafe(value):
+            continue
+        parts.append(f"{name}: {value}\r\n")
+    body = response.body
+    if status >= 200 and status != 204 and status != 304:
+        parts.append(f"content-length: {len(body)}\r\n")
+    if close:
+        parts.append("connection: close\r\n")
+    elif keep_alive_header:
+        parts.append("connection: keep-alive\r\n")
+    parts.append("\r\n")
+    head_bytes = "".join(parts).encode("latin-1", "replace")
+    return head_bytes if head or not body else head_bytes + body
+
+
+def _unsafe(text: str) -> bool:
+    return "\r" in text or "\n" in text or "\x00" in text
+
+
+def _plain(status: int, message: str, headers: list[tuple[str, str]] | None = None) -> HTTPResponse:
+    return HTTPResponse(
+        status,
+        [("content-type", "text/plain; charset=utf-8"), *(headers or [])],
+        message.encode(),
+    )
+
+
+_CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+# -- the protocol ------------------------------------------------------------------------------
+
+
+class _Refuse(Exception):
+    """Raised inside a parser callback to stop parsing; the status is on the protocol."""
+
+
+class _Item:
+    """One request owed an answer, in arrival order."""
+
+    __slots__ = ("keep_alive", "refusal", "request", "upgrade")
+
+    def __init__(
+        self,
+        request: HTTPRequest | None,
+        keep_alive: bool = False,
+        upgrade: bool = False,
+        refusal: HTTPResponse | None = None,
+    ) -> None:
+        self.request = request
+        self.keep_alive = keep_alive
+        self.upgrade = upgrade
+        self.refusal = refusal
+
+
+_IDLE: Final = 0  # between requests
+_HEAD: Final = 1  # a request line or headers are arriving
+_BODY: Final = 2  # headers complete, the body is arriving
+
+
+class HTTPProtocol(asyncio.Protocol):
+    """One HTTP/1.1 connection, until it closes or becomes a WebSocket."""
+
+    __slots__ = (
+        "_body",
+        "_body_size",
+        "_ctx",
+        "_fed",
+        "_head_size",
+        "_header_count",
+        "_headers",
+        "_http10",
+        "_keep_alive",
+        "_parser",
+        "_phase",
+        "_queue",
+        "_reading_paused",
+        "_refusal",
+        "_remote",
+        "_task",
+        "_timer",
+        "_transport",
+        "_upgrade_tail",
+        "_url",
+        "_url_size",
+    )
+
+    def __init__(self, ctx: ServerContext) -> None:
+        self._ctx = ctx
+        self._transport: asyncio.Transport | None = None
+        self._parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
+        self._remote: tuple[str, int] | None = None
+        self._phase = _IDLE
+        self._fed = 0
+        self._url: list[bytes] = []
+        self._url_size = 0
+        self._headers: dict[str, str] = {}
+        self._header_count = 0
+        self._head_size = 0
+        self._body: list[bytes] = []
+        self._body_size = 0
+        self._keep_alive = False
+        self._http10 = False
+        self._refusal: tuple[int, str] = (400, "Bad Request")
+        self._queue: deque[_Item] = deque()
+        self._task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._reading_paused = False
+        self._upgrade_tail: list[bytes] | None = None
+
+    # -- connection events ----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses: no isinstance check.
+        transport = cast("asyncio.Transport", transport)
+        self._transport = transport
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self._remote = (str(peer[0]), int(peer[1]))
+        self._ctx.add(self)
+        if self._ctx.closing:
+            transport.close()
+            return
+        self._arm(self._ctx.limits.header_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        self._parser = None
+        self._cancel_timer()
+        if self._task is not None:
+            # A long-poll in progress learns that its client left (CancelledError).
+            self._task.cancel()
+            self._task = None
+        self._queue.clear()
+        self._ctx.discard(self)
+
+    def data_received(self, data: bytes) -> None:
+        parser = self._parser
+        if parser is None:
+            tail = self._upgrade_tail
+            if tail is not None and sum(map(len, tail)) <= self._ctx.engine.max_payload:
+                tail.append(data)  # frames sent before our 101: replayed once upgraded
+            return
+        if self._phase != _BODY:
+            self._fed += len(data)
+        try:
+            parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            offset = exc.args[0]
+            self._parser = None
+            self._upgrade_tail = [data[offset:]]
+            self._pause_reading()
+            return
+        except httptools.HttpParserError:
+            self._refuse(*self._refusal)
+            return
+        if self._phase != _BODY and self._fed > self._ctx.limits.max_header_size:
+            # httptools buffers a header line internally until it ends: cap what we feed it.
+            self._refuse(431, "Request Header Fields Too Large")
+
+    def eof_received(self) -> bool | None:
+        # A half-close is a client gone (browsers never half-close): close, so that a long-poll
+        # in progress is cancelled now rather than answered into the void later.
+        return None
+
+    # -- httptools callbacks --------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._phase = _HEAD
+        self._url = []
+        self._url_size = 0
+        self._headers = {}
+        self._header_count = 0
+        self._head_size = 0
+        self._body = []
+        self._body_size = 0
+        self._arm(self._ctx.limits.header_timeout)
+
+    def on_url(self, url: bytes) -> None:
+        self._url_size += len(url)
+        if self._url_size > self._ctx.limits.max_url_size:
+            self._refusal = (414, "URI Too Long")
+            raise _Refuse
+        self._url.append(url)
+        self._head_size += len(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        limits = self._ctx.limits
+        size = len(name) + len(value)
+        self._header_count += 1
+        self._head_size += size + 4
+        if (
+            self._header_count > limits.max_headers
+            or size > limits.max_header_line
+            or self._head_size > limits.max_header_size
+        ):
+            self._refusal = (431, "Request Header Fields Too Large")
+            raise _Refuse
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        headers = self._headers
+        previous = headers.get(key)
+        headers[key] = text if previous is None else f"{previous}, {text}"
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        assert parser is not None
+        self._phase = _BODY
+        self._fed = 0
+        self._keep_alive = parser.should_keep_alive()
+        self._http10 = parser.get_http_version() == "1.0"
+        length = self._headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self._ctx.engine.max_payload:
+            self._refusal = (413, "Payload Too Large")
+            raise _Refuse
+        if self._headers.get("expect", "").lower() == "100-continue" and not self._queue:
+            self._write(_CONTINUE)
+        self._arm(self._ctx.limits.body_timeout)
+
+    def on_body(self, body: bytes) -> None:
+        self._body_size += len(body)
+        if self._body_size > self._ctx.engine.max_payload:
+            self._refusal = (413, "Payload Too Large")
+            raise _Refuse
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        parser = self._parser
+        assert parser is not None
+        self._phase = _IDLE
+        self._fed = 0
+        self._cancel_timer()
+        request = self._build_request(parser.get_method().decode("ascii", "replace"))
+        upgrade = parser.should_upgrade()
+        if upgrade and "websocket" not in request.headers.get("upgrade", "").lower():
+            # Another protocol (h2c...): answer over HTTP/1.1 and close, never switch.
+            upgrade = False
+            self._keep_alive = False
+        self._queue.append(_Item(request, self._keep_alive, upgrade))
+        if len(self._queue) > self._ctx.limits.max_pipelined:
+            self._pause_reading()
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._answer())
+
+    def _build_request(self, method: str) -> HTTPRequest:
+        url = b"".join(self._url)
+        try:
+            parsed = httptools.parse_url(url)
+            raw_path, raw_query = parsed.path or b"/", parsed.query or b""
+        except httptools.HttpParserInvalidURLError:  # pragma: no cover - llhttp refuses these first
+            # httptools' URL splitter is not llhttp: never let a disagreement crash a request.
+            raw_path, _, raw_query = url.partition(b"?")
+        query: dict[str, str] = {}
+        for key, value in parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True):
+            query.setdefault(key, value)
+        return HTTPRequest(
+            method=method,
+            path=unquote(raw_path.decode("latin-1")),
+            query=query,
+            headers=self._headers,
+            body=b"".join(self._body),
+            remote_addr=self._remote,
+            url=url.decode("latin-1"),
+            secure=self._ctx.secure,
+        )
+
+    # -- answering ------------------------------------------------------------------------
+
+    async def _answer(self) -> None:
+        """Answer the queued requests in order; ends when the queue is empty."""
+        queue = self._queue
+        try:
+            while queue and self._transport is not None:
+                item = queue[0]
+                if item.refusal is not None:
+                    self._send(item.refusal, close=True)
+                    return
+                request = item.request
+                assert request is not None
+                if item.upgrade:
+                    await self._upgrade(request)
+                    return
+                try:
+                    response = await self._dispatch(request)
+                except Exception:
+                    logger.exception("error while answering %s %s", request.method, request.url)
+                    response = _plain(500, "Internal Server Error")
+                    item.keep_alive = False
+                if self._transport is None:
+                    return
+                keep_alive = item.keep_alive and not self._ctx.closing
+                self._send(response, close=not keep_alive, head=request.method == "HEAD")
+                queue.popleft()
+                if not keep_alive:
+                    return
+                if self._reading_paused and len(queue) <= self._ctx.limits.max_pipelined // 2:
+                    self._reading_paused = False
+                    self._transport.resume_reading()
+        finally:
+            self._task = None
+        if self._phase == _IDLE and self._parser is not None:
+            self._arm(self._ctx.limits.keepalive_timeout)
+
+    async def _dispatch(self, request: HTTPRequest) -> HTTPResponse:
+        ctx = self._ctx
+        if ctx.is_engine_path(request.path):
+            return await ctx.engine.handle_request(request)
+        if ctx.static is not None:
+            response = await ctx.static(request)
+            if response is not None:
+                return response
+        if ctx.fallback is not None:
+            return await ctx.fallback(request)
+        return _plain(404, "Not Found")
+
+    async def _upgrade(self, request: HTTPRequest) -> None:
+        ctx = self._ctx
+        engine = ctx.engine
+        if not ctx.is_engine_path(request.path):
+            self._send(_plain(404, "Not Found"), close=True)
+            return
+        if ctx.closing:
+            self._send(_plain(503, "Server shutting down"), close=True)
+            return
+        refusal = _check_upgrade(request)
+        if refusal is None:
+            refusal = await engine.check_websocket(request)
+        transport = self._transport
+        if transport is None:
+            return
+        if refusal is not None:
+            self._send(refusal, close=True)
+            return
+        headers = request.headers
+        response = [
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n",
+            f"Sec-WebSocket-Accept: {accept_key(headers['sec-websocket-key'].strip())}\r\n",
+        ]
+        deflate = None
+        offers = headers.get("sec-websocket-extensions")
+        if engine.per_message_deflate and offers:
+            agreed = negotiate_deflate(offers)
+            if agreed is not None:
+                response.append(f"Sec-WebSocket-Extensions: {agreed[0]}\r\n")
+                deflate = agreed[1]
+        response.append("\r\n")
+        transport.write("".join(response).encode("latin-1"))
+        ws = WebSocketProtocol(
+            transport,
+            FrameParser(engine.max_payload, ctx.limits.max_ws_fragments, deflate),
+            ctx.flusher,
+            close_timeout=ctx.limits.close_timeout,
+            deflate=deflate,
+            on_lost=ctx.discard,
+        )
+        tail = b"".join(self._upgrade_tail or ())
+        self._upgrade_tail = None
+        self._cancel_timer()
+        self._transport = None
+        ctx.add(ws)
+        ctx.discard(self)
+        transport.set_protocol(ws)
+        try:
+            handler = engine.open_websocket(request, ws)
+        except Exception:
+            logger.exception("open_websocket failed")
+            ws.fail(1011, "internal error")
+            return
+        ws.start(handler, tail)
+        transport.resume_reading()
+        if ctx.closing:
+            ws.shutdown()
+
+    def _send(self, response: HTTPResponse, *, close: bool, head: bool = False) -> None:
+        self._write(
+            encode_response(
+                response, close=close, head=head, keep_alive_header=self._http10 and not close
+            )
+        )
+        if close:
+            self._close()
+
+    def _write(self, data: bytes) -> None:
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
+
+    # -- refusals, timers, closing --------------------------------------------------------
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Stop reading; answer ``status`` after what is owed; then close."""
+        self._parser = None
+        self._upgrade_tail = None
+        self._cancel_timer()
+        self._pause_reading()
+        refusal = _plain(status, message)
+        if self._queue:
+            self._queue.append(_Item(None, refusal=refusal))
+        else:
+            self._send(refusal, close=True)
+
+    def _on_timeout(self) -> None:
+        self._timer = None
+        if self._phase == _IDLE:
+            self._close()  # idle keep-alive, or a connection that never sent a byte
+        else:
+            self._refuse(408, "Request Timeout")
+
+    def _arm(self, delay: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(delay, self._on_timeout)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _pause_reading(self) -> None:
+        if not self._reading_paused and self._transport is not None:
+            self._reading_paused = True
+            self._transport.pause_reading()
+
+    def _close(self) -> None:
+        """Close after what is written; abort if the peer does not read it in time."""
+        transport = self._transport
+        if transport is None:
+            return
+        self._parser = None
+        self._cancel_timer()
+        transport.close()
+        if transport.get_write_buffer_size():
+            self._timer = asyncio.get_running_loop().call_later(
+                self._ctx.limits.close_timeout, transport.abort
+            )
+
+    def shutdown(self) -> None:
+        """Server shutdown: close now if idle, else after the answers owed (no keep-alive)."""
+        if not self._queue and self._phase == _IDLE:
+            self._close()
+
+    def abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+
+
+def _check_upgrade(request: HTTPRequest) -> HTTPResponse | None:
+    """RFC 6455 4.2.1: what a WebSocket opening handshake must carry.
+
+    ``Connection: Upgrade`` and ``Upgrade: websocket`` are known present: llhttp flags an upgrade
+    only with both, and :meth:`HTTPProtocol.on_message_complete` checked the latter.
+    """
+    headers = request.headers
+    if request.method != "GET":
+        return _plain(405, "WebSocket handshake must be a GET", [("allow", "GET")])
+    if headers.get("sec-websocket-version", "").strip() != "13":
+        return _plain(426, "Unsupported WebSocket version", [("sec-websocket-version", "13")])
+    key = headers.get("sec-websocket-key", "").strip()
+    try:
+        valid = len(binascii.a2b_base64(key.encode("ascii"), strict_mode=True)) == 16
+    except (binascii.Error, UnicodeEncodeError):
+        valid = False
+    if not valid:
+        return _plain(400, "Invalid Sec-WebSocket-Key")
+    return None

@@ -1,0 +1,182 @@
+"""The native server: asyncio + httptools + sockjet's WebSocket codec, one protocol per connection.
+
+This is the fast path. :func:`serve` binds a socket and routes every request under the engine's
+path (HTTP long-polling and WebSocket upgrades) to the Engine.IO runtime; other paths go to an
+optional static directory (a built front end), then to an optional ``fallback``, else 404. It runs
+on whatever event loop is running (the Server/CLI installs uvloop when it wants it).
+
+Lifecycle: close the engine first (sessions end with their proper reasons), then
+``await server.close()``, which stops accepting, closes idle HTTP connections, lets answers in
+flight finish, closes WebSockets with 1001 "going away" and aborts whatever is left after
+``limits.shutdown_timeout``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from sockjet.serving.http import Engine, HTTPProtocol, ServerContext
+from sockjet.serving.static import StaticFiles
+from sockjet.serving.websocket import Flusher
+
+if TYPE_CHECKING:
+    import ssl as ssl_module
+    from collections.abc import Awaitable, Callable
+    from types import TracebackType
+
+    from sockjet.engine.io import HTTPRequest, HTTPResponse
+
+__all__ = ["DEFAULT_LIMITS", "Engine", "NativeLimits", "NativeServer", "serve"]
+
+BACKLOG: Final = 2048
+"""Listen backlog: a reconnect storm of thousands of clients must not overflow the accept queue."""
+
+
+@dataclass(frozen=True, slots=True)
+class NativeLimits:
+    """Per-connection limits of the native server. Bodies and WebSocket messages are capped by
+    the engine's ``max_payload`` (413 / close 1009), not here."""
+
+    max_url_size: int = 8 * 1024
+    """Longest request target (path and query), in bytes: 414 past it."""
+    max_header_line: int = 8 * 1024
+    """Longest header (name and value), in bytes: 431 past it."""
+    max_header_size: int = 16 * 1024
+    """Request line and headers together, in bytes: 431 past it."""
+    max_headers: int = 100
+    """Most header lines in a request: 431 past it."""
+    header_timeout: float = 10.0
+    """Seconds from a request's first byte (or from the connection's opening) until its headers
+    are complete: 408 and close (a silent close if no byte came at all)."""
+    body_timeout: float = 30.0
+    """Seconds from the end of the headers until the body is complete: 408 and close."""
+    keepalive_timeout: float = 5.0
+    """Seconds an idle keep-alive connection stays open between requests."""
+    max_pipelined: int = 32
+    """Requests queued on one connection (awaiting their turn) before reading pauses."""
+    max_ws_fragments: int = 1024
+    """Most frames one WebSocket message may be split into: 1009 past it."""
+    close_timeout: float = 5.0
+    """Seconds to wait for the peer's WebSocket close frame, or for a closing connection's
+    last bytes to be read, before dropping it."""
+    shutdown_timeout: float = 5.0
+    """Seconds :meth:`NativeServer.close` waits for connections to finish before aborting them."""
+
+
+DEFAULT_LIMITS: Final = NativeLimits()
+
+
+class NativeServer:
+    """A running native server (see :func:`serve`)."""
+
+    __slots__ = ("_closed", "_closing", "_ctx", "_port", "_server")
+
+    def __init__(self, server: asyncio.Server, ctx: ServerContext) -> None:
+        self._server = server
+        self._port: int = server.sockets[0].getsockname()[1]
+        self._ctx = ctx
+        self._closing: asyncio.Task[None] | None = None
+        self._closed = asyncio.Event()
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        """The listening sockets."""
+        return tuple(self._server.sockets)
+
+    @property
+    def port(self) -> int:
+        """The bound port (the one the OS chose when ``port=0``); still known after close."""
+        return self._port
+
+    @property
+    def connections(self) -> int:
+        """Open connections (HTTP and WebSocket)."""
+        return len(self._ctx.connections)
+
+    async def close(self) -> None:
+        """Stop accepting and close every connection (WebSockets with 1001). Idempotent."""
+        if self._closing is None:
+            self._closing = asyncio.get_running_loop().create_task(self._close())
+        await asyncio.shield(self._closing)
+
+    async def _close(self) -> None:
+        ctx = self._ctx
+        self._server.close()
+        ctx.closing = True
+        if ctx.connections:
+            ctx.drained = asyncio.get_running_loop().create_future()
+            for conn in list(ctx.connections):
+                conn.shutdown()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(ctx.drained), ctx.limits.shutdown_timeout)
+            for conn in list(ctx.connections):
+                conn.abort()
+            if ctx.connections:
+                # Aborted transports report connection_lost on the next iterations.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(ctx.drained), 1.0)
+        await self._server.wait_closed()
+        self._closed.set()
+
+    async def serve_forever(self) -> None:
+        """Run until :meth:`close` is called; if cancelled, close gracefully first."""
+        try:
+            await self._closed.wait()
+        except asyncio.CancelledError:
+            await self.close()
+            raise
+
+    async def __aenter__(self) -> NativeServer:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+async def serve(
+    engine: Engine,
+    host: str = "127.0.0.1",
+    port: int = 5000,
+    *,
+    static_dir: str | os.PathLike[str] | None = None,
+    fallback: Callable[[HTTPRequest], Awaitable[HTTPResponse]] | None = None,
+    limits: NativeLimits = DEFAULT_LIMITS,
+    ssl: ssl_module.SSLContext | None = None,
+    reuse_port: bool = False,
+) -> NativeServer:
+    """Start serving ``engine`` on ``host:port`` and return the running server.
+
+    Requests under ``engine.path`` go to the engine (polling and WebSocket upgrades); other
+    GET/HEAD requests to ``static_dir`` when given (a built front end: ``index.html`` for ``/``
+    and for extension-less paths); the rest to ``fallback``, else 404. ``port=0`` picks a free
+    port (read it back from :attr:`NativeServer.port`). ``reuse_port`` lets several processes
+    share the port (Linux ``SO_REUSEPORT``).
+    """
+    loop = asyncio.get_running_loop()
+    ctx = ServerContext(
+        engine,
+        limits,
+        Flusher(loop),
+        static=StaticFiles(static_dir) if static_dir is not None else None,
+        fallback=fallback,
+        secure=ssl is not None,
+    )
+    server = await loop.create_server(
+        lambda: HTTPProtocol(ctx),
+        host,
+        port,
+        ssl=ssl,
+        reuse_port=reuse_port or None,
+        backlog=BACKLOG,
+    )
+    return NativeServer(server, ctx)
