@@ -18,6 +18,7 @@ CORS headers and checks nothing on upgrades.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -46,7 +47,7 @@ from sockjet.protocol.handshake import (
     handshake_error,
     open_packet,
 )
-from sockjet.protocol.session import Phase, SessionMachine, Upgrade
+from sockjet.protocol.session import SessionMachine
 
 __all__ = ["CorsOptions", "EngineServer"]
 
@@ -129,6 +130,8 @@ class EngineServer:
         self._upgradable = allow_upgrades and self._transport_set >= _TRANSPORTS
         self._sessions: dict[str, Session] = {}
         self._closed = False
+        self._drained: asyncio.Future[None] | None = None
+        """Set once every session is gone while :meth:`close` waits for them."""
 
     # -- introspection --------------------------------------------------------------------------
 
@@ -197,16 +200,8 @@ class EngineServer:
                 raise handshake_error(ErrorCode.BAD_REQUEST)
             if sid is None:
                 await self._admit(request)
-                return None
-            session = self._sessions[sid]  # check_request found it just now
-            machine = session.machine
-            if (
-                session.active is not session.polling
-                or not machine.upgradable
-                or machine.upgrade is not Upgrade.NONE
-                or machine.phase is not Phase.OPEN
-            ):
-                raise handshake_error(ErrorCode.BAD_REQUEST)
+            # An upgrade the session cannot take (already upgraded or upgrading, closing,
+            # upgrades disabled) is accepted, then closed by open_websocket, as Node does.
             return None
         except HandshakeError as error:
             return self._refuse(error, cors_headers)
@@ -238,12 +233,26 @@ class EngineServer:
 
     # -- shutdown -------------------------------------------------------------------------------
 
-    async def close(self) -> None:
-        """Refuse new handshakes and close every session ("forced server close"). Idempotent."""
+    async def close(self, grace: float = 2.0) -> None:
+        """Refuse new handshakes and close every session with "forced server close". Idempotent.
+
+        Sessions close as the client would want to see it: what is queued is flushed, a
+        WebSocket gets its close frame, and a polling client gets the CLOSE packet on its pending
+        GET, or on its next one if none is pending (so it sees "transport close", not an error).
+        Polling sessions whose client does not come back within ``grace`` seconds are dropped.
+        """
         self._closed = True
         for session in list(self._sessions.values()):
-            session.fail("forced server close")
-        # let pending polls answer their CLOSE packet before returning
+            session.close("forced server close")
+        if self._sessions:
+            drained = self._drained
+            if drained is None:
+                drained = self._drained = asyncio.get_running_loop().create_future()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(drained), grace)
+            for session in list(self._sessions.values()):
+                session.fail("forced server close")
+        # let the polls just woken answer their CLOSE packet before returning
         await asyncio.sleep(0)
 
     # -- internals --------------------------------------------------------------------------
@@ -339,6 +348,9 @@ class EngineServer:
 
     def _forget(self, session: Session) -> None:
         self._sessions.pop(session.sid, None)
+        drained = self._drained
+        if drained is not None and not self._sessions and not drained.done():
+            drained.set_result(None)
 
     @staticmethod
     def _refuse(error: HandshakeError, cors_headers: list[tuple[str, str]]) -> HTTPResponse:

@@ -60,7 +60,7 @@ def assert_forbidden(response: HTTPResponse | None) -> None:
 
 
 async def close(server: EngineServer) -> None:
-    await server.close()
+    await server.close(grace=0)
     assert server.clients_count == 0
 
 

@@ -132,7 +132,7 @@ def app() -> App:
 async def server(app: App) -> Any:
     engine = EngineServer(app)
     yield engine
-    await engine.close()
+    await engine.close(grace=0)
     assert engine.clients_count == 0
 
 
@@ -181,7 +181,7 @@ async def test_open_packet_follows_the_options(
     assert data["upgrades"] == upgrades
     if "ping_interval" in kwargs:
         assert (data["pingInterval"], data["pingTimeout"], data["maxPayload"]) == (1500, 250, 10)
-    await server.close()
+    await server.close(grace=0)
 
 
 async def test_packets_sent_on_connection_follow_the_open_packet() -> None:
@@ -192,7 +192,7 @@ async def test_packets_sent_on_connection_follow_the_open_packet() -> None:
     server = EngineServer(on_connection)
     _, packets = await handshake(server)
     assert packets[1:] == ["4welcome"]
-    await server.close()
+    await server.close(grace=0)
 
 
 async def test_failing_on_connection_answers_500_and_leaves_nothing(
@@ -290,7 +290,7 @@ async def test_allow_request(app: App) -> None:
     # asked for handshakes only
     await server.handle_request(post(sid, "6"))
     assert len(seen) == 2
-    await server.close()
+    await server.close(grace=0)
 
 
 async def test_allow_request_failure_refuses(app: App, caplog: pytest.LogCaptureFixture) -> None:
@@ -313,7 +313,7 @@ async def test_server_closing_during_allow_request_refuses_the_handshake(app: Ap
 
     server = EngineServer(app, allow_request=allow)
     task = await pending(server.handle_request(request()))
-    await server.close()
+    await server.close(grace=0)
     gate.set()
     response = await task
     assert response.status == 503
@@ -375,7 +375,7 @@ async def test_message_handler_failure_is_logged_not_fatal(
     assert response.status == 200
     assert "message handler failed" in caplog.text
     assert sid in server.sessions
-    await server.close()
+    await server.close(grace=0)
 
 
 async def test_close_packet_from_client(server: EngineServer, app: App) -> None:
@@ -385,7 +385,8 @@ async def test_close_packet_from_client(server: EngineServer, app: App) -> None:
     assert response.status == 200
     assert app.handler.messages == ["last"]
     assert app.handler.closes == ["transport close"]
-    assert payload(await task) == ["1"]
+    # the client closed: its pending GET is released with a NOOP, as Node does
+    assert payload(await task) == ["6"]
     assert server.clients_count == 0
 
 
@@ -510,13 +511,13 @@ async def test_small_answers_and_disabled_compression_stay_plain(app: App) -> No
     server = EngineServer(app, http_compression=False)
     response = await big_poll(server, app, "gzip")
     assert header(response, "content-encoding") is None
-    await server.close()
+    await server.close(grace=0)
     server = EngineServer(app)
     sid, _ = await handshake(server)
     app.handlers[-1].socket.send(Outgoing.message("x" * 100))
     small = await server.handle_request(request(sid=sid, headers={"accept-encoding": "gzip"}))
     assert header(small, "content-encoding") is None
-    await server.close()
+    await server.close(grace=0)
 
 
 # -- heartbeat ----------------------------------------------------------------------------------
@@ -534,7 +535,7 @@ async def test_heartbeat_over_polling(app: App) -> None:
     # the pong keeps it alive: the next ping comes one interval after it
     assert payload(await server.handle_request(request(sid=sid))) == ["2"]
     assert app.handler.closes == []
-    await server.close()
+    await server.close(grace=0)
     assert app.handler.closes == ["forced server close"]
 
 
@@ -559,7 +560,7 @@ async def test_pong_moves_the_timer_earlier_when_needed(app: App) -> None:
     await server.handle_request(post(sid, "3"))
     response = await asyncio.wait_for(server.handle_request(request(sid=sid)), 1)
     assert payload(response) == ["2"]
-    await server.close()
+    await server.close(grace=0)
 
 
 # -- closing ------------------------------------------------------------------------------------
@@ -615,7 +616,7 @@ async def test_server_close(server: EngineServer, app: App) -> None:
     app.handlers[2].socket.close()
     task = await pending(server.handle_request(request(sid=sid)))
     sessions = [session_of(server, s) for s in (sid, idle, draining)]
-    await server.close()
+    await server.close(grace=0)
     assert task.done()
     assert payload(task.result()) == ["1"]
     assert [h.closes for h in app.handlers] == [
@@ -629,8 +630,32 @@ async def test_server_close(server: EngineServer, app: App) -> None:
     refused = await server.handle_request(request())
     assert refused.status == 503
     assert error_of(refused) == {"code": 3, "message": "Bad request"}
-    await server.close()  # idempotent
+    await server.close(grace=0)  # idempotent
     assert [len(h.closes) for h in app.handlers] == [1, 1, 1]
+
+
+async def test_server_close_waits_briefly_for_polling_clients_to_collect_their_close(
+    server: EngineServer, app: App
+) -> None:
+    # A polling client between two GETs gets the CLOSE packet on its next GET, so it sees an
+    # orderly "transport close" rather than a refused request.
+    sid, _ = await handshake(server)
+    closing = asyncio.ensure_future(server.close(grace=5))
+    await asyncio.sleep(0)
+    assert not closing.done()
+    answer = await server.handle_request(request(sid=sid))
+    assert payload(answer) == ["1"]
+    await asyncio.wait_for(closing, 1)  # done as soon as the last session is gone, not at 5 s
+    assert app.handlers[0].closes == ["forced server close"]
+
+
+async def test_server_close_drops_polling_clients_that_do_not_come_back(
+    server: EngineServer, app: App
+) -> None:
+    await handshake(server)
+    await server.close(grace=0.01)
+    assert app.handlers[0].closes == ["forced server close"]
+    assert server.clients_count == 0
 
 
 async def test_nothing_left_behind_after_many_sessions(app: App) -> None:
@@ -676,4 +701,4 @@ async def test_polling_volatile_with_pending_get(app: App) -> None:
     task = await pending(server.handle_request(request(sid=sid)))
     assert app.handler.socket.send(Outgoing.message("v"), volatile=True)
     assert payload(await task) == ["4v"]
-    await server.close()
+    await server.close(grace=0)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Final
 from sockjet.engine.io import HTTPRequest, HTTPResponse, Outgoing
 from sockjet.errors import PayloadTooLarge, ProtocolError
 from sockjet.protocol.engineio import RECORD_SEPARATOR, decode_payload
+from sockjet.protocol.session import TRANSPORT_CLOSE
 
 if TYPE_CHECKING:
     from sockjet.engine.session import Session
@@ -171,11 +172,17 @@ class PollingTransport:
             self._queued = 0
         else:
             parts = []
-        if not self.discarded and not self._session.is_open:
+        session = self._session
+        if (
+            not self.discarded
+            and not session.is_open
+            and session.machine.close_reason != TRANSPORT_CLOSE
+        ):
             parts.append(_CLOSE)
-            self._session.close_delivered()
+            session.close_delivered()
         elif not parts:
-            # woken for an upgrade (or the transport was discarded): let the client move on
+            # woken for an upgrade, the transport was discarded, or the client sent CLOSE (Node
+            # releases the pending GET with a NOOP): let the client move on
             parts.append(_NOOP)
         body = RECORD_SEPARATOR.join(parts).encode("utf-8", "replace")
         response_headers = _PAYLOAD_HEADERS + headers
