@@ -120,15 +120,16 @@ class MemoryAdapter(BaseAdapter):
                     selected.append(socket)
         return selected
 
-    def _encode(self, packet: Packet) -> list[Outgoing]:
+    def _encode(self, packet: Packet, opts: BroadcastOptions) -> list[Outgoing]:
         packet.nsp = self.nsp.name
         message = Outgoing.message
-        return [message(p) for p in self.nsp.server.serializer.encode(packet)]
+        compress = opts.flags.compress is not False
+        return [message(p, compress) for p in self.nsp.server.serializer.encode(packet)]
 
     # -- delivery -----------------------------------------------------------------------------
 
     def broadcast(self, packet: Packet, opts: BroadcastOptions) -> None:
-        outgoing = self._encode(packet)
+        outgoing = self._encode(packet, opts)
         volatile = opts.flags.volatile
         if len(outgoing) == 1:
             message = outgoing[0]
@@ -148,7 +149,7 @@ class MemoryAdapter(BaseAdapter):
         # One id for every recipient: ids come from the namespace's counter, shared with the
         # sockets' own acks, so they never collide.
         ack_id = packet.id = self.nsp._next_ack_id()
-        outgoing = self._encode(packet)
+        outgoing = self._encode(packet, opts)
         volatile = opts.flags.volatile
         tracker = BroadcastAckTracker(ack_id, on_reply)
         for socket in self._select(opts):

@@ -70,19 +70,22 @@ class Outgoing:
     however many connections the packet goes to.
     """
 
-    __slots__ = ("data", "payload_form", "ws_frame")
+    __slots__ = ("compress", "data", "payload_form", "ws_frame")
 
-    def __init__(self, data: str | bytes) -> None:
+    def __init__(self, data: str | bytes, compress: bool = True) -> None:
         self.data = data
+        self.compress = compress
+        """False when the sender asked for no compression (``emit`` with ``compress(False)``):
+        transports that can compress per message (permessage-deflate) send it as is."""
         self.ws_frame: bytes | None = None
         """The complete server-to-client WebSocket frame, filled by the first WebSocket writer."""
         self.payload_form: str | None = None
         """The packet as it appears in a polling payload, filled by :meth:`polling`."""
 
     @classmethod
-    def message(cls, data: str | bytes) -> Outgoing:
+    def message(cls, data: str | bytes, compress: bool = True) -> Outgoing:
         """An Engine.IO MESSAGE packet carrying ``data`` (a Socket.IO packet or attachment)."""
-        return cls("4" + data if isinstance(data, str) else data)
+        return cls("4" + data if isinstance(data, str) else data, compress)
 
     @property
     def is_binary(self) -> bool:

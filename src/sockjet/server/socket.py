@@ -334,7 +334,12 @@ class Socket:
         return await self._emit_with_ack(event, args, None, False)
 
     async def _emit_with_ack(
-        self, event: str, args: tuple[Any, ...], limit: float | None, volatile: bool
+        self,
+        event: str,
+        args: tuple[Any, ...],
+        limit: float | None,
+        volatile: bool,
+        compress: bool = True,
     ) -> Any:
         check_event(event)
         if self._state > _CLOSING:
@@ -343,7 +348,7 @@ class Socket:
         ack_id = self.nsp._next_ack_id()
         self._add_ack(ack_id, SingleAck(future))
         try:
-            if not self._emit(event, args, ack_id, volatile):
+            if not self._emit(event, args, ack_id, volatile, compress):
                 raise AckTimeout("the packet was dropped")
             if limit is None:
                 return await future
@@ -356,7 +361,14 @@ class Socket:
         finally:
             self._drop_ack(ack_id)
 
-    def _emit(self, event: str, args: tuple[Any, ...], ack_id: int | None, volatile: bool) -> bool:
+    def _emit(
+        self,
+        event: str,
+        args: tuple[Any, ...],
+        ack_id: int | None,
+        volatile: bool,
+        compress: bool = True,
+    ) -> bool:
         check_event(event)
         if self._any_out:
             run = self.client._run
@@ -366,18 +378,20 @@ class Socket:
             return False
         nsp = self.nsp
         return self._write_payloads(
-            nsp.server._encode_event(nsp.name, event, args, ack_id), volatile
+            nsp.server._encode_event(nsp.name, event, args, ack_id), volatile, compress
         )
 
-    def _write_payloads(self, payloads: list[str | bytes], volatile: bool = False) -> bool:
+    def _write_payloads(
+        self, payloads: list[str | bytes], volatile: bool = False, compress: bool = True
+    ) -> bool:
         message = Outgoing.message
         send = self.conn.send
-        if not send(message(payloads[0]), volatile=volatile):
+        if not send(message(payloads[0], compress), volatile=volatile):
             return False
         # The attachments of a packet the engine accepted are never dropped: a partial
         # binary packet would break the client's decoder.
         for payload in payloads[1:]:
-            send(message(payload))
+            send(message(payload, compress))
         return True
 
     def _write(self, outgoing: list[Outgoing], volatile: bool) -> bool:
@@ -626,12 +640,15 @@ class SocketEmitter:
 
     def emit(self, event: str, *args: Any) -> bool:
         """Like :meth:`Socket.emit`, with these flags."""
-        return self._socket._emit(event, args, None, self._flags.volatile)
+        flags = self._flags
+        return self._socket._emit(event, args, None, flags.volatile, flags.compress is not False)
 
     async def emit_with_ack(self, event: str, *args: Any) -> Any:
         """Like :meth:`Socket.emit_with_ack`, waiting at most the ``timeout`` given."""
         flags = self._flags
-        return await self._socket._emit_with_ack(event, args, flags.timeout, flags.volatile)
+        return await self._socket._emit_with_ack(
+            event, args, flags.timeout, flags.volatile, flags.compress is not False
+        )
 
     def to(self, room: Room | Iterable[Room]) -> BroadcastOperator:
         """Broadcast with these flags to ``room``, the socket excepted."""

@@ -598,7 +598,7 @@ class WebSocketProtocol(asyncio.Protocol):
         if self._state != _OPEN:
             return
         frame = message.ws_frame
-        if self._compress_bits and len(message.data) >= COMPRESS_THRESHOLD:
+        if self._compress_bits and message.compress and len(message.data) >= COMPRESS_THRESHOLD:
             frame = self._flusher.deflated(message, self._compress_bits)
         elif frame is None:
             frame = message.ws_frame = data_frame(message.data)

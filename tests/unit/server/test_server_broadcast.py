@@ -105,6 +105,19 @@ async def test_broadcast_encodes_once_and_shares_the_outgoing_objects() -> None:
         assert all(x is y for x, y in zip(parts[0], other, strict=True))
 
 
+async def test_compress_false_marks_every_outgoing_message() -> None:
+    io = Server()
+    room = Room(io)
+    a = room.sockets["a"]
+    io.emit("plain")
+    io.compress(False).emit("raw", b"\x01")
+    a.compress(False).emit("mine")
+    a.compress(False).to("r2").emit("theirs")
+    sent = room.conns["a"].sent
+    assert [m.compress for m in sent] == [True, False, False, False]
+    assert [m.compress for m in room.conns["b"].sent] == [True, False, False, False]
+
+
 async def test_volatile_broadcast_skips_unwritable_clients() -> None:
     io = Server()
     room = Room(io)

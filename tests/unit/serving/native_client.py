@@ -56,6 +56,8 @@ class FakeHandler:
             self.conn.send(Outgoing("two"))
         elif data == "raise":
             raise RuntimeError("handler bug")
+        elif isinstance(data, str) and data.startswith("uncompressed:"):
+            self.conn.send(Outgoing(data, compress=False))
         else:
             self.conn.send(Outgoing(data))
 

@@ -345,6 +345,15 @@ async def test_deflate_round_trip() -> None:
         assert await ws.frame() == (0x82, BINARY, b"fragmented")
 
 
+async def test_deflate_skips_messages_sent_with_compress_false() -> None:
+    engine = FakeEngine(per_message_deflate=True, max_payload=5000)
+    offer = "Sec-WebSocket-Extensions: permessage-deflate\r\n"
+    async with running(engine) as server, websocket(server.port, offer) as ws:
+        text = "uncompressed:" + "x" * 2000  # over the threshold, yet sent as is
+        ws.send(frame(TEXT, text))
+        assert await ws.frame() == (0x81, TEXT, text.encode())
+
+
 async def test_deflate_bomb_is_cut_at_max_payload() -> None:
     engine = FakeEngine(per_message_deflate=True, max_payload=5000)
     offer = "Sec-WebSocket-Extensions: permessage-deflate\r\n"
