@@ -19,6 +19,16 @@ EVIL = "http://evil.example"
 FORBIDDEN = {"code": 4, "message": "Forbidden"}
 
 
+async def close_session(
+    http: aiohttp.ClientSession, endpoint: str, body: str, headers: dict[str, str]
+) -> None:
+    """Close the polling session a raw handshake opened (a CLOSE packet), as a client leaving
+    would: the server's shutdown then has no session to wait for."""
+    sid = json.loads(body[1:])["sid"]  # "0{...}": the OPEN packet
+    async with http.post(f"{endpoint}&sid={sid}", data="1", headers=headers) as r:
+        assert r.status == 200
+
+
 def cors_server(**options: Any) -> Server:
     io = Server(**options)
 
@@ -54,7 +64,7 @@ async def test_preflight_allowed_and_refused(serve: Serve) -> None:
         async with http.get(endpoint, headers={"Origin": ALLOWED}) as r:
             assert r.status == 200
             assert r.headers["Access-Control-Allow-Origin"] == ALLOWED
-            assert (await r.text()).startswith("0{")
+            await close_session(http, endpoint, await r.text(), {"Origin": ALLOWED})
         async with http.get(endpoint, headers={"Origin": EVIL}) as r:
             assert r.status == 403
             assert "Access-Control-Allow-Origin" not in r.headers
@@ -62,6 +72,7 @@ async def test_preflight_allowed_and_refused(serve: Serve) -> None:
         async with http.get(endpoint) as r:
             assert r.status == 200
             assert "Access-Control-Allow-Origin" not in r.headers
+            await close_session(http, endpoint, await r.text(), {})
 
 
 async def test_cors_closed_by_default(serve: Serve) -> None:
@@ -74,6 +85,7 @@ async def test_cors_closed_by_default(serve: Serve) -> None:
         # Same origin (the Origin names this server): allowed.
         async with http.get(endpoint, headers={"Origin": url}) as r:
             assert r.status == 200
+            await close_session(http, endpoint, await r.text(), {"Origin": url})
 
 
 @pytest.mark.parametrize("transport", ["websocket", "polling"])
@@ -112,12 +124,14 @@ async def test_origin_checked_on_websocket_requests(serve: Serve) -> None:
         # Upgrading a session opened from an allowed origin: the upgrade request is checked
         # too, so a hijacker holding a sid gains nothing.
         async with http.get(polling, headers={"Origin": ALLOWED}) as r:
-            sid = json.loads((await r.text())[1:])["sid"]  # "0{...}": the OPEN packet
+            opened = await r.text()
+            sid = json.loads(opened[1:])["sid"]  # "0{...}": the OPEN packet
         with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
             await http.ws_connect(f"{websocket}&sid={sid}", headers={"Origin": EVIL})
         assert refused.value.status == 403
         async with http.ws_connect(f"{websocket}&sid={sid}", headers={"Origin": ALLOWED}) as ws:
             await ws.send_str("2probe")
             assert await ws.receive_str(timeout=5) == "3probe"
+        await close_session(http, polling, opened, {"Origin": ALLOWED})
         async with http.ws_connect(websocket, headers={"Origin": ALLOWED}) as ws:
             assert (await ws.receive_str(timeout=5)).startswith("0{")
