@@ -7,45 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable
 from typing import Any
 
 import pytest
+from engine_fakes import App, Handler, pending, session_of
 
 from sockjet.engine.io import EngineSocket, HTTPRequest, HTTPResponse, Outgoing, WebSocketHandler
 from sockjet.engine.server import EngineServer
-from sockjet.engine.session import PING, Session
+from sockjet.engine.session import PING
 from sockjet.engine.transports.websocket import RefusedWebSocket
 
 # -- fakes ---------------------------------------------------------------------------------------
-
-
-class Handler:
-    def __init__(self, socket: EngineSocket) -> None:
-        self.socket = socket
-        self.messages: list[str | bytes] = []
-        self.closes: list[str] = []
-
-    def on_message(self, data: str | bytes) -> None:
-        self.messages.append(data)
-
-    def on_close(self, reason: str) -> None:
-        self.closes.append(reason)
-
-
-class App:
-    def __init__(self) -> None:
-        self.handlers: list[Handler] = []
-
-    def __call__(self, socket: EngineSocket) -> Handler:
-        handler = Handler(socket)
-        self.handlers.append(handler)
-        return handler
-
-    @property
-    def handler(self) -> Handler:
-        assert len(self.handlers) == 1
-        return self.handlers[0]
 
 
 class FakeConnection:
@@ -112,13 +84,6 @@ def error_of(response: HTTPResponse | None) -> dict[str, Any]:
     return result
 
 
-async def pending(coro: Awaitable[HTTPResponse]) -> asyncio.Task[HTTPResponse]:
-    task = asyncio.ensure_future(coro)
-    await asyncio.sleep(0)
-    assert not task.done()
-    return task
-
-
 async def open_ws(server: EngineServer) -> tuple[FakeConnection, WebSocketHandler, str]:
     req = ws_request()
     assert await server.check_websocket(req) is None
@@ -140,12 +105,6 @@ async def start_upgrade(server: EngineServer, sid: str) -> tuple[FakeConnection,
     assert await server.check_websocket(req) is None
     conn = FakeConnection()
     return conn, server.open_websocket(req, conn)
-
-
-def session_of(server: EngineServer, sid: str) -> Session:
-    session = server.sessions[sid]
-    assert isinstance(session, Session)
-    return session
 
 
 @pytest.fixture
