@@ -17,6 +17,14 @@ from types import ModuleType
 
 # name -> (module, one-line description); order is the order of a full run
 SCENARIOS: dict[str, tuple[str, str]] = {
+    "fanout": ("bench.fanout", "fan-out to 1,000 WebSocket clients: deliveries/s, CPU/delivery"),
+    "echo": ("bench.echo", "echo with acks, 50 clients x 16 in flight: acks/s, latency"),
+    "rooms": ("bench.rooms", "room fan-out: 1,000 clients in 10 rooms"),
+    "connect": ("bench.connect", "connection storm: rate, handshake latency, memory per idle conn"),
+    "polling": ("bench.polling", "fan-out to 1,000 long-polling clients"),
+    "binary": ("bench.binary", "64 KiB binary events echoed with acks"),
+    "scale": ("bench.scale", "50,000 idle connections in one process, broadcasts to all"),
+    "cluster": ("bench.cluster", "cross-node fan-out: 2 nodes on one Redis, 1,000 clients"),
     "protocol": ("bench.protocol", "Engine.IO / Socket.IO codecs: sockjet vs python-socketio"),
 }
 

@@ -1,0 +1,123 @@
+"""Building blocks the scenarios drive servers with: connect many clients, a shared delivery
+counter that wakes the driver, percentiles."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from bench.loadgen.pollclient import PollClient, connect_polling
+from bench.loadgen.wsclient import SourceAddresses, WSClient, connect_ws
+
+__all__ = ["Sink", "close_all", "connect_many", "connect_polling_many", "percentile"]
+
+
+class Sink:
+    """A delivery counter shared by many receivers; wakes one waiter at a threshold."""
+
+    __slots__ = ("count", "threshold", "waiter")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.threshold = 1 << 62
+        self.waiter: asyncio.Future[None] | None = None
+
+    def add(self, n: int) -> None:
+        """Count ``n`` deliveries."""
+        self.count += n
+        if self.count >= self.threshold and self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def reach(self, threshold: int, timeout: float) -> bool:  # noqa: ASYNC109
+        """Wait until ``count >= threshold``; False on timeout."""
+        if self.count >= threshold:
+            return True
+        self.threshold = threshold
+        self.waiter = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait_for(self.waiter, timeout)
+        except TimeoutError:
+            return False
+        finally:
+            self.threshold = 1 << 62
+            self.waiter = None
+        return True
+
+
+async def connect_many(
+    port: int,
+    count: int,
+    concurrency: int = 100,
+    on_message: Callable[[WSClient, Any], None] | None = None,
+    sources: SourceAddresses | None = None,
+    latencies: list[float] | None = None,
+) -> list[WSClient]:
+    """Open ``count`` WebSocket clients, ``concurrency`` handshakes in flight at a time;
+    ``latencies`` (if given) receives each handshake's duration in seconds."""
+    sources = sources or SourceAddresses()
+    clients: list[WSClient] = []
+    next_index = 0
+
+    async def worker() -> None:
+        nonlocal next_index
+        while next_index < count:
+            next_index += 1
+            started = time.perf_counter()
+            clients.append(await connect_ws(port, sources.next(), on_message))
+            if latencies is not None:
+                latencies.append(time.perf_counter() - started)
+
+    workers = [asyncio.ensure_future(worker()) for _ in range(min(concurrency, count))]
+    try:
+        await asyncio.gather(*workers)
+    except BaseException:
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        for client in clients:
+            client.close()
+        raise
+    return clients
+
+
+async def connect_polling_many(
+    port: int, count: int, concurrency: int = 50, sources: SourceAddresses | None = None
+) -> list[PollClient]:
+    """Open ``count`` long-polling clients, ``concurrency`` handshakes in flight at a time."""
+    sources = sources or SourceAddresses()
+    clients: list[PollClient] = []
+    next_index = 0
+
+    async def worker() -> None:
+        nonlocal next_index
+        while next_index < count:
+            next_index += 1
+            clients.append(await connect_polling(port, sources.next()))
+
+    workers = [asyncio.ensure_future(worker()) for _ in range(min(concurrency, count))]
+    try:
+        await asyncio.gather(*workers)
+    except BaseException:
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        for client in clients:
+            client.close()
+        raise
+    return clients
+
+
+def close_all(clients: Sequence[WSClient]) -> None:
+    """Drop every client (RST)."""
+    for client in clients:
+        client.close()
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q`` (0..1) percentile by nearest rank; NaN when empty."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]

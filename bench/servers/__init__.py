@@ -1,0 +1,1 @@
+"""The servers of the side-by-side runs: each implements one contract (see :mod:`bench.servers.registry`)."""
