@@ -1,0 +1,423 @@
+"""Cross-node fan-out: two server nodes on one Redis; a broadcast from one node reaches all.
+
+For each implementation a private ``redis-server`` and two nodes start fresh (sockjet with its
+Redis adapter, python-socketio with ``AsyncRedisManager``, Node socket.io with
+``@socket.io/redis-adapter``); ``--clients`` WebSocket clients (1,000) connect, half to each
+node. One client on node A drives: it sends ``bcast`` events, keeping ``--window`` broadcasts'
+worth of deliveries in flight, for ``--duration`` seconds after a warm-up; node A emits each
+``tick`` to its own sockets and, through Redis, to node B's. Every client counts its ``tick``
+frames; a few clients of node B also read the send time carried in the data (cross-node latency).
+
+Reported: deliveries/s over both nodes, server CPU per delivery (both nodes' user + system CPU
+over the measured window / deliveries), Redis CPU per broadcast (what one published message costs
+the broker), the servers' and generator's CPU use, and node B's latency p50/p99. Both nodes are pinned to the server core (so the cluster has
+one core, whatever the implementation), Redis and the generator to the other one. Rounds rotate
+the order of implementations; medians and ratios to sockjet are printed, raw results saved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import ROOT, machine_info, package_versions, write_results
+from bench.harness import (
+    GENERATOR_CORE,
+    Metric,
+    Probe,
+    RunningServer,
+    ServerSpec,
+    free_port,
+    generator_cpu,
+    raise_nofile,
+    render_table,
+)
+from bench.loadgen.drive import Sink, close_all, connect_many, percentile
+from bench.loadgen.wsclient import WSClient, client_frame
+
+__all__ = [
+    "CLUSTERS",
+    "DEFAULT_SERVERS",
+    "METRICS",
+    "ClusterSpec",
+    "RedisServer",
+    "add_arguments",
+    "main",
+    "measure",
+    "run",
+]
+
+METRICS = (
+    Metric("deliveries_per_s", "deliveries/s", "higher"),
+    Metric("server_us_per_delivery", "server CPU us/delivery", "lower", "{:.2f}"),
+    Metric("redis_us_per_broadcast", "Redis CPU us/broadcast", "lower", "{:.1f}"),
+    Metric("server_cpu", "server CPU %", "lower", "{:.0%}"),
+    Metric("generator_cpu", "generator CPU %", "lower", "{:.0%}"),
+    Metric("remote_p50_ms", "node B latency p50 ms", "lower", "{:.1f}"),
+    Metric("remote_p99_ms", "node B latency p99 ms", "lower", "{:.1f}"),
+)
+SAMPLED = 5  # clients of node B that read the send time (the rest only count frames)
+PAD = "x" * 32
+
+_PY = sys.executable
+_SERVERS = ROOT / "bench" / "servers"
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterSpec:
+    """How to start one node of an implementation (``{port}`` and ``{redis}`` substituted)."""
+
+    name: str
+    argv: tuple[str, ...]
+
+    def node(self, redis_url: str) -> ServerSpec:
+        """The harness's server spec of one node talking to ``redis_url``."""
+        return ServerSpec(
+            self.name, tuple(part.replace("{redis}", redis_url) for part in self.argv)
+        )
+
+
+CLUSTERS: dict[str, ClusterSpec] = {
+    spec.name: spec
+    for spec in (
+        ClusterSpec(
+            "sockjet",
+            (_PY, str(_SERVERS / "cluster_sockjet.py"), "--port", "{port}", "--redis", "{redis}"),
+        ),
+        ClusterSpec(
+            "psio-aiohttp",
+            (
+                _PY,
+                str(_SERVERS / "cluster_psio.py"),
+                "--port",
+                "{port}",
+                "--redis",
+                "{redis}",
+                "--mode",
+                "aiohttp",
+            ),
+        ),
+        ClusterSpec(
+            "psio-uvicorn",
+            (
+                _PY,
+                str(_SERVERS / "cluster_psio.py"),
+                "--port",
+                "{port}",
+                "--redis",
+                "{redis}",
+                "--mode",
+                "uvicorn",
+            ),
+        ),
+        ClusterSpec(
+            "node",
+            ("node", str(_SERVERS / "node_cluster.js"), "--port", "{port}", "--redis", "{redis}"),
+        ),
+    )
+}
+
+# python-socketio under aiohttp spends less CPU per delivery than under uvicorn here (its best
+# figure on the main metric); psio-uvicorn is there to check that on other machines.
+DEFAULT_SERVERS = ("sockjet", "psio-aiohttp", "node")
+
+
+class RedisServer:
+    """A private ``redis-server`` on a free port: no persistence, pinned to ``core`` if any."""
+
+    def __init__(self, core: int | None = None) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed")
+        self.port = free_port()
+        argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        argv += ["--appendonly", "no", "--protected-mode", "no", "--loglevel", "warning"]
+        if core is not None:
+            argv = ["taskset", "-c", str(core), *argv]
+        self.proc = subprocess.Popen(
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT
+        )
+        self.probe: Probe | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout: float = 10.0) -> Probe:
+        """Block until Redis answers PING; returns its CPU probe."""
+        import redis
+
+        client = redis.Redis(port=self.port, socket_connect_timeout=1.0)
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                if self.proc.poll() is not None:
+                    err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                    raise RuntimeError(f"redis-server exited: {err[-2000:]}")
+                try:
+                    client.ping()
+                    break
+                except redis.ConnectionError:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"redis-server not ready in {timeout}s") from None
+                    time.sleep(0.02)  # nothing to wait on: it says nothing when ready
+        finally:
+            client.close()
+        self.probe = Probe(self.proc.pid)
+        return self.probe
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 5 s."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``python -m bench cluster``."""
+    parser.add_argument(
+        "--servers",
+        default=",".join(DEFAULT_SERVERS),
+        help=f"comma-separated, of {', '.join(CLUSTERS)} (default: %(default)s)",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="rounds (default %(default)s)")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: one round, 20 clients, ~1 s each"
+    )
+    parser.add_argument("--clients", type=int, default=1000, help="total, half per node")
+    # More in flight than the one-node fan-out's 4: the Redis hop lengthens the round trip,
+    # and a window that small would measure latency, not capacity.
+    parser.add_argument("--window", type=int, default=16, help="broadcasts in flight")
+    parser.add_argument("--duration", type=float, default=5.0, help="measured seconds")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
+    parser.add_argument(
+        "--timeout", type=float, default=90.0, help="give up one measurement after this (s)"
+    )
+    parser.add_argument("--output", type=Path, default=None, help="directory for the JSON results")
+    parser.add_argument("--no-save", action="store_true", help="print only, write no JSON")
+
+
+def _event() -> bytes:
+    return client_frame(f'42["bcast",{{"t":{time.perf_counter_ns()},"p":"{PAD}"}}]'.encode())
+
+
+def _sampler(latencies: list[float]) -> Callable[[WSClient, bytes], None]:
+    def on_message(client: WSClient, payload: bytes) -> None:
+        at = payload.find(b'"t":')
+        if at >= 0:
+            end = payload.find(b",", at)
+            latencies.append((time.perf_counter_ns() - int(payload[at + 4 : end])) / 1e6)
+
+    return on_message
+
+
+async def _until_connected(driver: WSClient, sink: Sink, receivers: int) -> None:
+    """Broadcast until one reaches every receiver: the nodes' Redis subscriptions may still be
+    on their way when the clients are connected (python-socketio subscribes lazily)."""
+    for _ in range(50):
+        target = sink.count + receivers
+        driver.send_raw(_event())
+        if await sink.reach(target, 0.2):
+            return
+    raise TimeoutError("broadcasts never reached the other node")
+
+
+async def measure(
+    ports: Sequence[int], probes: Sequence[Probe], redis: Probe, args: argparse.Namespace
+) -> dict[str, float]:
+    """Drive one fresh cluster; see the module docstring."""
+    clients_n = 20 if args.quick else args.clients
+    duration = 0.5 if args.quick else args.duration
+    warmup = 0.2 if args.quick else 1.0
+    half = clients_n // 2
+    on_a = await connect_many(ports[0], clients_n - half)
+    on_b: list[WSClient] = []
+    latencies: list[float] = []
+    try:
+        on_b = await connect_many(ports[1], half)
+        sink = Sink()
+        for client in on_a:
+            client.sink = sink
+        sampled = min(SAMPLED, max(half - 1, 0))
+        for index, client in enumerate(on_b):
+            if index < sampled:
+                client.on_message = _sampler(latencies)
+            else:
+                client.sink = sink
+        counted = clients_n - sampled
+        driver = on_a[0]
+        await _until_connected(driver, sink, counted)
+        sent = 0
+        base = sink.count
+
+        async def run_for(seconds: float) -> None:
+            nonlocal sent
+            deadline = time.monotonic() + seconds
+            window = args.window * counted
+            while time.monotonic() < deadline:
+                burst = []
+                while sent * counted - (sink.count - base) < window:
+                    burst.append(_event())
+                    sent += 1
+                driver.send_raw(b"".join(burst))
+                if not await sink.reach(base + sent * counted - window + counted, 10.0):
+                    raise TimeoutError("deliveries stalled")
+
+        await run_for(warmup)
+        latencies.clear()
+        cpu = [probe.cpu() for probe in probes]
+        count0, redis0, gen0, t0 = sink.count, redis.cpu(), generator_cpu(), time.perf_counter()
+        await run_for(duration)
+        count1, redis1, gen1, t1 = sink.count, redis.cpu(), generator_cpu(), time.perf_counter()
+        server_cpu = sum(probe.cpu() for probe in probes) - sum(cpu)
+    finally:
+        close_all(on_a)
+        close_all(on_b)
+    elapsed = t1 - t0
+    deliveries = (count1 - count0) * clients_n / counted  # sampled clients included
+    return {
+        "deliveries_per_s": deliveries / elapsed,
+        "server_us_per_delivery": server_cpu / deliveries * 1e6,
+        "redis_us_per_broadcast": (redis1 - redis0) / (deliveries / clients_n) * 1e6,
+        "server_cpu": server_cpu / elapsed,
+        "generator_cpu": (gen1 - gen0) / elapsed,
+        "remote_p50_ms": percentile(latencies, 0.5),
+        "remote_p99_ms": percentile(latencies, 0.99),
+    }
+
+
+def _pin_self(core: int) -> None:
+    with contextlib.suppress(AttributeError, OSError):
+        if len(os.sched_getaffinity(0)) > 1:
+            os.sched_setaffinity(0, {core})
+
+
+def _can_pin() -> bool:
+    try:
+        return len(os.sched_getaffinity(0)) > 1 and shutil.which("taskset") is not None
+    except AttributeError:  # not on Linux
+        return False
+
+
+def _run_one(spec: ClusterSpec, args: argparse.Namespace) -> dict[str, float]:
+    import uvloop
+
+    pin = not args.no_pin and _can_pin()
+    redis = RedisServer(GENERATOR_CORE if pin else None)
+    nodes: list[RunningServer] = []
+    try:
+        redis_probe = redis.wait_ready()
+        nodes = [RunningServer(spec.node(redis.url), pin=pin) for _ in range(2)]
+        probes = [node.wait_ready() for node in nodes]
+
+        async def bounded() -> dict[str, float]:
+            ports = [node.port for node in nodes]
+            return await asyncio.wait_for(measure(ports, probes, redis_probe, args), args.timeout)
+
+        return uvloop.run(bounded())
+    finally:
+        for node in nodes:
+            node.stop()
+        redis.stop()
+
+
+def run(
+    names: Sequence[str], args: argparse.Namespace, say: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """Measure every implementation in ``names``, rotating their order each round."""
+    raise_nofile()
+    if not args.no_pin and _can_pin():
+        _pin_self(GENERATOR_CORE)
+    rounds = 1 if args.quick else args.rounds
+    raw: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+    errors: dict[str, list[str]] = {}
+    for round_index in range(rounds):
+        shift = round_index % len(names)
+        for name in [*names[shift:], *names[:shift]]:
+            try:
+                result = _run_one(CLUSTERS[name], args)
+            except Exception as exc:  # one peer failing must not lose the others' numbers
+                errors.setdefault(name, []).append(repr(exc))
+                say(f"  [cluster] round {round_index + 1} {name}: FAILED {exc!r}")
+                continue
+            raw[name].append(result)
+            shown = ", ".join(f"{m.key}={m.fmt.format(result[m.key])}" for m in METRICS)
+            say(f"  [cluster] round {round_index + 1} {name}: {shown}")
+    medians = {
+        name: {m.key: statistics.median(r[m.key] for r in results) for m in METRICS}
+        for name, results in raw.items()
+        if results
+    }
+    return {
+        "scenario": "cluster",
+        "machine": machine_info(),
+        "versions": {
+            **package_versions("sockjet", "python-socketio", "redis", "aiohttp"),
+            "redis-server": _redis_version(),
+        },
+        "settings": {
+            "clients": 20 if args.quick else args.clients,
+            "window": args.window,
+            "duration_s": 0.5 if args.quick else args.duration,
+            "rounds": rounds,
+            "quick": args.quick,
+            "pinned": not args.no_pin and _can_pin(),
+        },
+        "metrics": [m.key for m in METRICS],
+        "raw": raw,
+        "medians": medians,
+        "errors": errors,
+    }
+
+
+def _redis_version() -> str | None:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        return None
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
+    return out.stdout.strip() or None
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the scenario, print the medians with ratios to sockjet, save the raw results."""
+    names = [n.strip() for n in args.servers.split(",") if n.strip()]
+    unknown = [n for n in names if n not in CLUSTERS]
+    if unknown or not names:
+        print(f"unknown servers: {', '.join(unknown)} (known: {', '.join(CLUSTERS)})")
+        return 2
+    if shutil.which("redis-server") is None:
+        print("the cluster benchmark needs redis-server", file=sys.stderr)
+        return 2
+    data = run(names, args)
+    clients = data["settings"]["clients"]
+    print(
+        f"\n## Cross-node fan-out: {clients:,} WebSocket clients on two nodes sharing one Redis "
+        f"(medians of {data['settings']['rounds']} round(s))\n"
+    )
+    print(render_table(METRICS, data["medians"]))
+    print(
+        "\nBoth nodes share the server core; Redis and the generator the other one. "
+        "server CPU = both nodes."
+    )
+    if not args.no_save:
+        path = write_results("cluster", data, args.output)
+        shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+        print(f"raw results: {shown}")
+    return 1 if data["errors"] and not data["medians"] else 0
