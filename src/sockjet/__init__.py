@@ -16,6 +16,8 @@ from sockjet.errors import (
 )
 
 if TYPE_CHECKING:
+    from sockjet.adapters.emitter import Emitter
+    from sockjet.client import AsyncClient, ClientSocket, ConnectError
     from sockjet.server import (
         BroadcastAckTimeout,
         BroadcastOperator,
@@ -31,8 +33,12 @@ if TYPE_CHECKING:
 # sans-I/O layer, the client) does not load the server, the engine and asyncio.
 _LAZY: dict[str, str] = {
     "ASGIApp": "sockjet.serving.asgi",
+    "AsyncClient": "sockjet.client",
     "BroadcastAckTimeout": "sockjet.server",
     "BroadcastOperator": "sockjet.server",
+    "ClientSocket": "sockjet.client",
+    "ConnectError": "sockjet.client",
+    "Emitter": "sockjet.adapters.emitter",
     "Handshake": "sockjet.server",
     "Namespace": "sockjet.server",
     "RemoteSocket": "sockjet.server",
@@ -55,9 +61,13 @@ __version__ = "0.1.0"
 __all__ = [
     "ASGIApp",
     "AckTimeout",
+    "AsyncClient",
     "BroadcastAckTimeout",
     "BroadcastOperator",
+    "ClientSocket",
+    "ConnectError",
     "ConnectionRefused",
+    "Emitter",
     "Handshake",
     "HandshakeError",
     "InvalidPacket",

@@ -1,0 +1,158 @@
+"""sockjet's AsyncClient against sockjet's own server (native and ASGI), plus a server that
+goes silent, for the heartbeat watchdog."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from client_peers import Events, client_tasks, silent_server, sockjet_server
+from peers import Serve
+
+import sockjet
+from sockjet.client import AsyncClient, ConnectError
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+def echo_server(**options: Any) -> tuple[sockjet.Server, Events]:
+    """``echo`` acks its arguments; ``ask`` (event, *args) asks the client for an ack and emits
+    ``answer`` with it; every connection is recorded with its handshake."""
+    io = sockjet.Server(**options)
+    seen = Events()
+
+    @io.on("connection")
+    def connection(socket: sockjet.Socket) -> None:
+        seen.put("connection", socket.handshake)
+        socket.emit("welcome", socket.id)
+
+    @io.on("echo")
+    def echo(socket: sockjet.Socket, *args: Any) -> tuple[Any, ...]:
+        return args
+
+    @io.on("ask")
+    async def ask(socket: sockjet.Socket, event: str, *args: Any) -> None:
+        socket.emit("answer", await socket.timeout(5).emit_with_ack(event, *args))
+
+    chat = io.of("/chat")
+
+    @chat.on("echo")
+    def chat_echo(socket: sockjet.Socket, *args: Any) -> tuple[Any, ...]:
+        return ("chat", *args)
+
+    return io, seen
+
+
+@pytest.mark.parametrize("transports", [["polling", "websocket"], ["websocket"], ["polling"]])
+async def test_our_server_both_serving_layers(serve: Serve, transports: list[str]) -> None:
+    io, _ = echo_server()
+    url = await serve(io)
+    events = Events()
+    async with AsyncClient() as client:
+        client.on("welcome", events.handler("welcome"))
+        client.on("question", lambda a, b: a + b)
+        client.on("answer", events.handler("answer"))
+        await client.connect(url, transports=transports, namespaces=["/", "/chat"])
+        assert await events.get("welcome") == client.sid
+        assert client.manager is not None and client.manager.engine is not None
+        expected = "websocket" if "websocket" in transports else "polling"
+        assert await client.manager.engine.wait_upgrade() == expected
+        blob = b"\x00" * 70_000
+        assert await client.emit_with_ack("echo", [blob], "x") == ([blob], "x")
+        assert await client.emit_with_ack("echo", 1, namespace="/chat") == ("chat", 1)
+        client.emit("ask", "question", 2, 3)
+        assert await events.get("answer") == 5
+    assert client_tasks() == []
+
+
+async def test_msgpack_headers_query_and_async_auth() -> None:
+    io, seen = echo_server(serializer="msgpack")
+
+    async def auth() -> dict[str, str]:
+        await asyncio.sleep(0)
+        return {"token": "t"}
+
+    async with sockjet_server(io) as url, AsyncClient(serializer="msgpack") as client:
+        await client.connect(
+            url, auth=auth, headers={"X-Test": "yes"}, query={"room": "a"}, transports=["websocket"]
+        )
+        handshake = await seen.get("connection")
+        assert handshake.auth == {"token": "t"}
+        assert handshake.headers["x-test"] == "yes"
+        assert handshake.query["room"] == "a"
+        payload = {"bytes": b"\x01\x02", "list": [1, None, 2.5], "nested": {"k": [b""]}}
+        assert await client.emit_with_ack("echo", payload) == payload
+
+
+async def test_a_refusing_middleware() -> None:
+    io = sockjet.Server()
+
+    @io.use
+    def refuse(socket: sockjet.Socket) -> None:
+        raise sockjet.ConnectionRefused("not authorized", {"retry": False})
+
+    async with sockjet_server(io) as url, AsyncClient() as client:
+        with pytest.raises(ConnectError) as info:
+            await client.connect(url)
+        assert (info.value.message, info.value.data) == ("not authorized", {"retry": False})
+    assert client_tasks() == []
+
+
+async def test_retries_deliver_at_least_once() -> None:
+    io = sockjet.Server()
+    deliveries: list[Any] = []
+
+    @io.on("work")
+    def work(socket: sockjet.Socket, n: int) -> str:
+        deliveries.append(n)
+        if deliveries.count(n) == 1:
+            raise RuntimeError("lost the first time")  # no acknowledgement
+        return f"done {n}"
+
+    async with sockjet_server(io) as url:
+        async with AsyncClient(retries=3, ack_timeout=0.2) as client:
+            await client.connect(url, transports=["websocket"])
+            client.emit("work", 1)  # the queue sends one at a time, in order
+            assert await client.emit_with_ack("work", 2) == "done 2"
+        assert deliveries == [1, 1, 2, 2]
+
+
+async def test_a_silent_server_is_detected_by_the_watchdog() -> None:
+    events = Events()
+    client = AsyncClient(reconnection_delay=0.01, reconnection_delay_max=0.01)
+    client.on("disconnect", events.handler("disconnect"))
+    client.on("reconnect", events.handler("reconnect"))
+    async with silent_server(ping_interval_ms=100, ping_timeout_ms=100) as (url, server), client:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await client.connect(url, transports=["websocket"])
+        assert await server.get("connection") == 1
+        assert await events.get("disconnect") == "ping timeout"
+        # armed at the handshake for pingInterval + pingTimeout = 0.2 s
+        assert 0.19 <= loop.time() - started < 2.0
+        assert await events.get("reconnect") == 1
+        assert await server.get("connection") == 2
+        assert client.connected
+    assert client_tasks() == []
+
+
+async def test_a_server_that_shuts_down_and_stays_down() -> None:
+    io, _ = echo_server()
+    events = Events()
+    client = AsyncClient(
+        reconnection_attempts=2, reconnection_delay=0.01, reconnection_delay_max=0.02
+    )
+    client.on("disconnect", events.handler("disconnect"))
+    client.on("reconnect_error", events.handler("reconnect_error"))
+    client.on("reconnect_failed", lambda: events.put("reconnect_failed"))
+    async with client:
+        async with sockjet_server(io) as url:
+            await client.connect(url, transports=["websocket"])
+        assert await events.get("disconnect") in ("transport close", "transport error")
+        error = await events.get("reconnect_error")
+        assert isinstance(error, ConnectError) and error.message == "websocket error"
+        await events.get("reconnect_failed")
+        await asyncio.wait_for(client.wait(), 5)
+        assert not client.connected
+    assert client_tasks() == []
