@@ -217,8 +217,28 @@ class Namespace:
             raise ValueError(f"{event!r} is a reserved event name")
         self.adapter.server_side_emit([event, *args])
 
-    def _on_server_side_emit(self, packet: list[Any]) -> None:
-        """Called by a cluster adapter with ``[event, *args]`` from another server."""
+    async def server_side_emit_with_ack(self, event: str, *args: Any) -> list[Any]:
+        """Send an event to the other servers and wait for their answers: one value per server
+        (what its first :meth:`on_server_side` handler for ``event`` returned).
+
+        Raises :class:`~sockjet.server.acks.BroadcastAckTimeout` (its ``replies`` holds the
+        answers received) when some server does not answer within the cluster adapter's request
+        timeout. Without a cluster adapter there is no other server: returns ``[]``.
+        """
+        check_event(event)
+        if event in _CONNECTION_EVENTS:
+            raise ValueError(f"{event!r} is a reserved event name")
+        emit = getattr(self.adapter, "server_side_emit_with_ack", None)
+        if emit is None:
+            return []
+        replies: list[Any] = await emit([event, *args])
+        return replies
+
+    def _on_server_side_emit(
+        self, packet: list[Any], reply: Callable[[Any], None] | None = None
+    ) -> None:
+        """Called by a cluster adapter with ``[event, *args]`` from another server; when the
+        sender waits for an answer, ``reply`` gets the first handler's return value."""
         if not packet or not isinstance(packet[0], str):
             return
         handlers = self._server_side.get(packet[0])
@@ -227,9 +247,12 @@ class Namespace:
                 try:
                     result = handler(*packet[1:])
                     if result is not None and isawaitable(result):
-                        self.server._spawn(_log_errors(result, handler))
+                        self.server._spawn(_log_errors(result, handler, reply))
+                    elif reply is not None:
+                        reply(result)
                 except Exception:
                     logger.exception("server-side event handler %r failed", handler)
+                reply = None  # only the first handler answers
 
     # -- connection flow ----------------------------------------------------------------------
 
@@ -315,11 +338,18 @@ def _refused_late(socket: Socket, exc: Exception) -> bool:
     return False
 
 
-async def _log_errors(pending: Awaitable[Any], handler: Callable[..., Any]) -> None:
+async def _log_errors(
+    pending: Awaitable[Any],
+    handler: Callable[..., Any],
+    reply: Callable[[Any], None] | None = None,
+) -> None:
     try:
-        await pending
+        result = await pending
     except Exception:
         logger.exception("handler %r failed", handler)
+        return
+    if reply is not None:
+        reply(result)
 
 
 class ParentNamespace(Namespace):

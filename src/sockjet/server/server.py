@@ -378,6 +378,10 @@ class Server:
     def server_side_emit(self, event: str, *args: Any) -> None:
         self.sockets.server_side_emit(event, *args)
 
+    async def server_side_emit_with_ack(self, event: str, *args: Any) -> list[Any]:
+        """See :meth:`Namespace.server_side_emit_with_ack`."""
+        return await self.sockets.server_side_emit_with_ack(event, *args)
+
     def on_server_side(self, event: str, handler: H) -> H:
         return self.sockets.on_server_side(event, handler)
 
