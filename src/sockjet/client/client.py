@@ -27,7 +27,12 @@ from sockjet.client.socket import Auth, ClientSocket
 from sockjet.client.transports import HTTPOptions, HTTPTransports, TransportFactory
 from sockjet.errors import AckTimeout
 from sockjet.protocol.msgpack import MSGPACK_SERIALIZER
-from sockjet.protocol.socketio import JSON_SERIALIZER, DecoderLimits, Serializer
+from sockjet.protocol.socketio import (
+    CLIENT_RESERVED_EVENTS,
+    JSON_SERIALIZER,
+    DecoderLimits,
+    Serializer,
+)
 
 __all__ = ["MANAGER_EVENTS", "TRANSPORTS", "AsyncClient"]
 
@@ -379,7 +384,7 @@ class AsyncClient:
             hooks=self,
             clock=self._clock,
             serializer=self.serializer,
-            limits=DecoderLimits(_MAX_ATTACHMENTS, self.max_payload),
+            limits=DecoderLimits(_MAX_ATTACHMENTS, self.max_payload, CLIENT_RESERVED_EVENTS),
             transports=transports,
             upgrade=upgrade,
             reconnection=self.reconnection,

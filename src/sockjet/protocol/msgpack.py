@@ -84,7 +84,7 @@ class MsgpackDecoder:
         if nsp.__class__ is not str:
             raise InvalidPacket("invalid namespace")
         payload = obj.get("data")
-        if not payload_is_valid(code, payload):
+        if not payload_is_valid(code, payload, self._limits.reserved_events):
             raise InvalidPacket(f"invalid payload for packet type {code}")
         ack_id = obj.get("id")
         if ack_id is not None and (ack_id.__class__ is not int or not 0 <= ack_id <= MAX_ACK_ID):

@@ -32,6 +32,7 @@ from sockjet.errors import InvalidPacket, PayloadTooLarge
 from sockjet.protocol.json import DUMPS_OPTIONS, dumps, loads
 
 __all__ = [
+    "CLIENT_RESERVED_EVENTS",
     "DEFAULT_LIMITS",
     "JSON_SERIALIZER",
     "MAX_ACK_ID",
@@ -107,9 +108,14 @@ class DecoderLimits:
     """Most attachments one packet may announce; checked before anything is buffered."""
     max_buffered_bytes: int = 1_000_000
     """Most bytes of attachments pending at once (the engine bounds each message already)."""
+    reserved_events: frozenset[str] = RESERVED_EVENTS
+    """Event names refused in EVENT packets. A server refuses all of :data:`RESERVED_EVENTS`;
+    a client takes ``"error"`` (a Node server may emit it): :data:`CLIENT_RESERVED_EVENTS`."""
 
 
 DEFAULT_LIMITS: Final = DecoderLimits()
+CLIENT_RESERVED_EVENTS: Final[frozenset[str]] = RESERVED_EVENTS - {"error"}
+"""What a client's decoder refuses: the lifecycle names, but not ``"error"``."""
 
 
 class Decoder(Protocol):
@@ -142,7 +148,9 @@ _BINARY_TYPES: Final = (bytes, bytearray, memoryview)
 _DIGITS: Final = "0123456789"
 
 
-def payload_is_valid(packet_type: int, data: Any) -> bool:
+def payload_is_valid(
+    packet_type: int, data: Any, reserved: frozenset[str] = RESERVED_EVENTS
+) -> bool:
     """Whether ``data`` is an acceptable payload for a ``packet_type`` packet (``None`` = absent).
 
     CONNECT: absent or an object; DISCONNECT: absent; CONNECT_ERROR: a string or an object;
@@ -154,7 +162,7 @@ def payload_is_valid(packet_type: int, data: Any) -> bool:
         name = data[0]
         kind = name.__class__
         if kind is str:
-            return name not in RESERVED_EVENTS
+            return name not in reserved
         return kind is int or kind is float  # bool is not a number here, as in JS
     if packet_type in (3, 6):  # ACK, BINARY_ACK
         return data.__class__ is list
@@ -247,7 +255,7 @@ class JSONDecoder:
             pos = end
         if pos < size:
             payload = loads(text[pos:])
-            if payload is None or not payload_is_valid(code, payload):
+            if payload is None or not payload_is_valid(code, payload, self._limits.reserved_events):
                 raise InvalidPacket(f"invalid payload for packet type {code}")
         elif payload_is_valid(code, None):
             payload = None

@@ -16,6 +16,7 @@ from sockjet.errors import InvalidPacket
 from sockjet.protocol.json import MAX_DEPTH
 from sockjet.protocol.msgpack import MSGPACK_SERIALIZER, MsgpackDecoder, MsgpackSerializer
 from sockjet.protocol.socketio import (
+    CLIENT_RESERVED_EVENTS,
     MAX_ACK_ID,
     RESERVED_EVENTS,
     DecoderLimits,
@@ -335,3 +336,13 @@ def test_random_bytes_give_packets_or_invalid_packet(data: bytes) -> None:
     except InvalidPacket:
         return
     assert isinstance(result, Packet)
+
+
+def test_client_limits_take_the_error_event() -> None:
+    wire = MSGPACK_SERIALIZER.encode(Packet(PacketType.EVENT, "/", ["error", 1]))[0]
+    with pytest.raises(InvalidPacket):
+        MSGPACK_SERIALIZER.decoder().feed(wire)
+    client = DecoderLimits(reserved_events=CLIENT_RESERVED_EVENTS)
+    assert MSGPACK_SERIALIZER.decoder(client).feed(wire) == Packet(
+        PacketType.EVENT, "/", ["error", 1]
+    )

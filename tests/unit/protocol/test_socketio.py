@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from sockjet.errors import InvalidPacket, PayloadTooLarge, ProtocolError
 from sockjet.protocol import json as sjson
 from sockjet.protocol.socketio import (
+    CLIENT_RESERVED_EVENTS,
     DEFAULT_LIMITS,
     JSON_SERIALIZER,
     MAX_ACK_ID,
@@ -643,3 +644,16 @@ def test_garbage_gives_packets_or_protocol_errors(messages: list[str | bytes]) -
         except ProtocolError:
             continue
         assert result is None or isinstance(result, Packet)
+
+
+def test_client_limits_take_the_error_event_that_servers_refuse() -> None:
+    # A Node server may emit "error" to its clients; a client must never reach the server's
+    # own "error" handlers. So only the server's decoder refuses it.
+    wire = '2["error","oops"]'
+    with pytest.raises(InvalidPacket):
+        JSON_SERIALIZER.decoder().feed(wire)
+    client = DecoderLimits(reserved_events=CLIENT_RESERVED_EVENTS)
+    packet = JSON_SERIALIZER.decoder(client).feed(wire)
+    assert packet == Packet(PacketType.EVENT, "/", ["error", "oops"])
+    with pytest.raises(InvalidPacket):
+        JSON_SERIALIZER.decoder(client).feed('2["connect"]')
