@@ -5,6 +5,7 @@
   Python handle of one of them.
 * :class:`NodeSocketIOServer` runs Node's own ``socket.io`` server (the reference implementation)
   from a small inline script, to self-test the puppet and to serve as a peer for sockjet's client.
+* :class:`Recorder` collects what sockjet's handlers observed, for tests to await.
 
 Every wait has a timeout and reports what *did* arrive when it expires, so a broken server fails a
 test quickly and legibly instead of hanging CI. When Node dies, every pending wait fails at once
