@@ -258,6 +258,12 @@ class Server:
                 return
         self._start_adapter(adapter)
 
+    def start(self) -> None:
+        """Start the adapters (e.g. the Redis adapter subscribes). :meth:`serve` calls it, and
+        so does :class:`~sockjet.ASGIApp` at lifespan startup; otherwise they start with the
+        first connection. Idempotent; needs a running event loop."""
+        self._start_adapters()
+
     def _start_adapters(self) -> None:
         waiting, self._adapters_waiting = self._adapters_waiting, None
         for adapter in waiting or ():

@@ -226,7 +226,9 @@ class ASGIApp:
                 nonlocal received
                 message = await receive()
                 received = True
-                if message["type"] == "lifespan.shutdown":
+                if message["type"] == "lifespan.startup":
+                    self._start_io()
+                elif message["type"] == "lifespan.shutdown":
                     # Disconnect clients while the other app's resources still exist.
                     try:
                         await self._io.close()
@@ -247,6 +249,7 @@ class ASGIApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                self._start_io()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 try:
@@ -257,6 +260,13 @@ class ASGIApp:
                 else:
                     await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    def _start_io(self) -> None:
+        """Start the Socket.IO server's adapters now rather than at the first connection (a
+        Redis adapter then receives cluster broadcasts before any client connects)."""
+        start = getattr(self._io, "start", None)
+        if callable(start):
+            start()
 
 
 def _names_a_file(static: StaticFiles, path: str) -> bool:

@@ -260,3 +260,18 @@ def test_package_exports() -> None:
         assert getattr(sockjet, name) is not None
     with pytest.raises(AttributeError):
         sockjet.nothing  # noqa: B018
+
+
+async def test_start_starts_the_adapters_once() -> None:
+    started: list[str] = []
+
+    class Adapter(MemoryAdapter):
+        async def init(self) -> None:
+            started.append(self.nsp.name)
+
+    io = Server(adapter=Adapter)
+    io.start()
+    io.start()  # idempotent
+    await asyncio.sleep(0)
+    assert started == ["/"]
+    await io.close()

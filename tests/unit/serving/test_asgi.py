@@ -103,6 +103,10 @@ class FakeServer:
     def __init__(self) -> None:
         self.engine = FakeEngine()
         self.closed = 0
+        self.started = 0
+
+    def start(self) -> None:
+        self.started += 1
 
     async def close(self) -> None:
         self.closed += 1
@@ -765,6 +769,7 @@ async def test_lifespan_closes_the_server_under_uvicorn() -> None:
     server = FakeServer()
     async with running(ASGIApp(server), lifespan="on"):
         assert server.closed == 0
+        assert server.started == 1  # adapters start at lifespan startup, not first connection
     assert server.closed == 1
     assert server.engine.closed == 0  # the Socket.IO server closes its own engine
 
@@ -774,6 +779,7 @@ async def test_lifespan_is_forwarded_and_closes_the_server_first() -> None:
     other = LifespanApp(server)
     async with running(ASGIApp(server, other), lifespan="on"):
         assert other.events == [("lifespan.startup", 0)]
+        assert server.started == 1
     assert other.events == [("lifespan.startup", 0), ("lifespan.shutdown", 1)]
 
 
