@@ -223,9 +223,128 @@ def load_target(spec: str) -> Any:
     return target
 
 
+# -- sockjet chat ----------------------------------------------------------------------------------
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
+def add_chat_command(subparsers: Subparsers) -> None:
+    """``sockjet chat [options]``: the chat application and its front end on one port."""
+    from sockjet.chat.store import default_database_url
+
+    parser = subparsers.add_parser(
+        "chat",
+        help="run the chat application (React front end + Socket.IO, history in a database)",
+        description=(
+            "Serve the chat front end (examples/chat/web, built by ./dev run) and /socket.io/ "
+            "on one port, keeping the history in SQLite (default) or PostgreSQL, until "
+            "SIGINT/SIGTERM; every accepted message is saved before it exits."
+        ),
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (%(default)s)")
+    parser.add_argument("--port", type=int, default=5000, help="port to bind (%(default)s)")
+    parser.add_argument(
+        "--database",
+        metavar="URL",
+        default=default_database_url(),
+        help="sqlite:///FILE or postgresql://USER@HOST/DB (%(default)s)",
+    )
+    parser.add_argument(
+        "--ping-interval",
+        metavar="SECONDS",
+        type=_positive_seconds,
+        default=25.0,
+        help="Engine.IO heartbeat interval (%(default)s)",
+    )
+    parser.add_argument(
+        "--ping-timeout",
+        metavar="SECONDS",
+        type=_positive_seconds,
+        default=20.0,
+        help="a client silent this long after a ping is dropped (%(default)s)",
+    )
+    parser.add_argument(
+        "--redis",
+        metavar="URL",
+        help="join a cluster of chat servers through Redis (redis://HOST:PORT/DB)",
+    )
+    parser.add_argument(
+        "--web",
+        metavar="DIR",
+        help="the built front end to serve (default: examples/chat/web/dist when built)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=("critical", "error", "warning", "info", "debug"),
+        help="logging level (%(default)s)",
+    )
+    parser.add_argument(
+        "--loop",
+        default="auto",
+        choices=("auto", "asyncio", "uvloop"),
+        help="event loop: auto uses uvloop when it is installed (%(default)s)",
+    )
+    parser.set_defaults(run=run_chat)
+
+
+def run_chat(args: argparse.Namespace) -> int:
+    """Build the chat from the options and serve it until a signal asks to stop."""
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    from sockjet.chat.service import ChatService, find_web_dir
+    from sockjet.chat.store import StoreError
+
+    if args.web is not None and not os.path.isfile(os.path.join(args.web, "index.html")):
+        raise CLIError(f"--web {args.web!r} has no index.html (build the front end first)")
+    loop_factory = _loop_factory(args.loop)
+    adapter = _redis_adapter(args.redis) if args.redis else None
+    try:
+        service = ChatService(
+            database_url=args.database,
+            ping_interval=args.ping_interval,
+            ping_timeout=args.ping_timeout,
+            adapter=adapter,
+            web_dir=args.web if args.web is not None else find_web_dir(),
+        )
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(_serve_with_signals(service, "the chat", args.host, args.port, {}))
+    except StoreError as exc:
+        raise CLIError(str(exc), EXIT_FAILURE) from None
+
+
+def _redis_adapter(url: str) -> Any:
+    """The Redis adapter factory, imported only when asked for (it needs the redis package)."""
+    try:
+        module = importlib.import_module("sockjet.adapters.redis")
+    except ModuleNotFoundError as exc:
+        if exc.name == "redis":
+            raise CLIError(
+                "--redis needs the redis package: pip install 'sockjet[redis]'"
+            ) from None
+        if exc.name == "sockjet.adapters.redis":
+            raise CLIError(
+                "--redis: this version of sockjet has no Redis adapter (sockjet.adapters.redis)"
+            ) from None
+        raise
+    try:
+        return module.redis_adapter(url)
+    except ValueError as exc:
+        raise CLIError(f"--redis {url!r}: {exc}") from None
+
+
 # -- the parser ----------------------------------------------------------------------------------
 
-COMMANDS: tuple[Callable[[Subparsers], None], ...] = (add_serve_command,)
+COMMANDS: tuple[Callable[[Subparsers], None], ...] = (add_serve_command, add_chat_command)
 """Every subcommand: one function that adds its parser and sets ``run``."""
 
 

@@ -17,6 +17,7 @@ ALLOWED: dict[str, set[str]] = {
     "adapters": {"protocol", "engine", "server"},
     "serving": {"protocol", "engine", "server", "adapters"},
     "client": {"protocol"},
+    "chat": {"protocol", "engine", "server", "adapters", "serving"},
 }
 SHARED = {"errors", "_types"}
 FORBIDDEN_IN_PROTOCOL = {"asyncio", "socket", "selectors", "ssl", "threading", "time", "uvloop"}

@@ -154,7 +154,8 @@ AdapterFactory = Callable[["Namespace"], Adapter]
 
 
 def _check_event(event: str) -> None:
-    if event in RESERVED_EVENTS:
+    # As Socket.emit: "error" may be emitted to clients, not received from them.
+    if event in RESERVED_EVENTS and event != "error":
         raise ValueError(f"{event!r} is a reserved event name")
 
 

@@ -70,8 +70,13 @@ def event_name(value: Any) -> str:
 
 
 def check_event(event: str) -> None:
-    """Refuse reserved names: the server never emits lifecycle events to clients."""
-    if event in RESERVED_EVENTS:
+    """Refuse reserved names: the server never emits lifecycle events to clients.
+
+    ``"error"`` is reserved in the other direction only (a client must not reach the server's
+    ``error`` handlers): as in Node, a server may emit it, and the official client receives it
+    as an ordinary event.
+    """
+    if event in RESERVED_EVENTS and event != "error":
         raise ValueError(f"{event!r} is a reserved event name")
 
 

@@ -1,0 +1,100 @@
+"""The SQLite message store (the default): one file, through aiosqlite (a worker thread)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sqlite3
+from collections.abc import Sequence
+
+import aiosqlite
+
+from sockjet.chat.models import ChatMessage
+from sockjet.chat.store import TABLE, StoreError
+
+__all__ = ["SQLiteStore"]
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS {TABLE} (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    room_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    username TEXT NOT NULL,
+    message TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS {TABLE}_room_seq ON {TABLE} (room_id, seq);
+"""
+_INSERT = (
+    f"INSERT OR IGNORE INTO {TABLE} (id, room_id, user_id, username, message, created_at) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+_RECENT = (
+    f"SELECT id, room_id, user_id, username, message, created_at FROM {TABLE} "
+    "WHERE room_id = ? ORDER BY seq DESC LIMIT ?"
+)
+
+
+class SQLiteStore:
+    """Messages in a SQLite file (``":memory:"`` for a throw-away database)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.description = f"SQLite {path}"
+        self._db: aiosqlite.Connection | None = None
+
+    async def open(self) -> None:
+        if self.path != ":memory:":
+            await asyncio.to_thread(self._make_parent)
+        try:
+            db = await aiosqlite.connect(self.path)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open {self.description}: {exc}") from exc
+        try:
+            # WAL: readers (history) never wait for the writer; NORMAL is durable across
+            # application crashes, which is what a chat needs. busy_timeout lets several
+            # processes share the file.
+            await db.execute("PRAGMA busy_timeout = 5000")
+            await db.execute("PRAGMA journal_mode = WAL")
+            await db.execute("PRAGMA synchronous = NORMAL")
+            await db.executescript(_SCHEMA)
+            await db.commit()
+        except sqlite3.Error as exc:
+            await db.close()
+            raise StoreError(f"cannot use {self.description}: {exc}") from exc
+        self._db = db
+
+    def _make_parent(self) -> None:
+        parent = os.path.dirname(os.path.abspath(self.path))
+        try:
+            os.makedirs(parent, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create {parent}: {exc}") from exc
+
+    def _conn(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise StoreError(f"{self.description} is not open")
+        return self._db
+
+    async def save(self, messages: Sequence[ChatMessage]) -> None:
+        db = self._conn()
+        rows = [(m.id, m.room_id, m.user_id, m.username, m.message, m.timestamp) for m in messages]
+        try:
+            await db.executemany(_INSERT, rows)
+            await db.commit()
+        except Exception:
+            with contextlib.suppress(Exception):  # the original error is the one to report
+                await db.rollback()
+            raise
+
+    async def recent(self, room_id: str, limit: int) -> list[ChatMessage]:
+        async with self._conn().execute(_RECENT, (room_id, limit)) as cursor:
+            rows = await cursor.fetchall()
+        return [ChatMessage(*row) for row in reversed(list(rows))]
+
+    async def close(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            await db.close()

@@ -1,0 +1,87 @@
+"""Where chat messages are kept: one small interface, two databases.
+
+* SQLite (the default): a file, embedded, nothing to install (:mod:`sockjet.chat.sqlite_store`,
+  through aiosqlite).
+* PostgreSQL: ``postgresql://user@host/db`` (:mod:`sockjet.chat.postgres_store`, through
+  asyncpg), for several chat servers sharing one history.
+
+:func:`open_store` picks one from a URL. Stores are used by one writer (the write-behind queue,
+:mod:`sockjet.chat.writer`) and by any number of history readers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+from sockjet.chat.models import ChatMessage
+
+__all__ = ["MessageStore", "StoreError", "default_database_url", "open_store"]
+
+TABLE = "chat_messages"
+
+
+class StoreError(Exception):
+    """The database cannot be opened or used; the message says which and why."""
+
+
+class MessageStore(Protocol):
+    """What the chat needs from a database."""
+
+    description: str
+    """Where the messages are, for logs (never with a password)."""
+
+    async def open(self) -> None:
+        """Connect and create the table when missing. Raises :class:`StoreError`."""
+
+    async def save(self, messages: Sequence[ChatMessage]) -> None:
+        """Save messages in one transaction, in order; saving an id again does nothing (so a
+        batch may be retried)."""
+
+    async def recent(self, room_id: str, limit: int) -> list[ChatMessage]:
+        """The last ``limit`` saved messages of a room, oldest first."""
+
+    async def close(self) -> None:
+        """Disconnect. Idempotent."""
+
+
+def default_database_url() -> str:
+    """``sqlite:///`` + ``$XDG_DATA_HOME/sockjet/chat.db`` (``~/.local/share`` by default): a
+    place that survives restarts and stays out of source trees."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local/share")
+    return "sqlite:///" + os.path.join(base, "sockjet", "chat.db")
+
+
+def sqlite_path(url: str) -> str:
+    """The file of a SQLite URL: ``sqlite:///relative.db``, ``sqlite:////absolute.db``,
+    ``sqlite://:memory:``, or a plain path."""
+    if url.startswith("sqlite://"):
+        rest = url[len("sqlite://") :]
+        path = rest[1:] if rest.startswith("/") else rest
+    else:
+        path = url
+    if not path:
+        raise StoreError(f"no file name in the database URL {url!r}")
+    return path if path == ":memory:" else str(Path(path).expanduser())
+
+
+def open_store(url: str) -> MessageStore:
+    """The store for a database URL (not yet opened: ``await store.open()``).
+
+    ``postgresql://`` or ``postgres://`` URLs go to PostgreSQL; ``sqlite://`` URLs and plain
+    file paths to SQLite. Raises :class:`StoreError` for anything else.
+    """
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    if scheme in ("postgresql", "postgres"):
+        from sockjet.chat.postgres_store import PostgresStore
+
+        return PostgresStore(scheme + url[len(scheme) :])  # asyncpg wants it in lower case
+    if scheme in ("sqlite", ""):
+        from sockjet.chat.sqlite_store import SQLiteStore
+
+        return SQLiteStore(sqlite_path(url))
+    raise StoreError(
+        f"unsupported database URL {url!r}: use sqlite:///FILE or postgresql://USER@HOST/DB"
+    )

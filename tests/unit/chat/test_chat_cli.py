@@ -1,0 +1,125 @@
+"""``sockjet chat``: its options, and the errors it reports instead of tracebacks."""
+
+from __future__ import annotations
+
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sockjet import cli
+from sockjet.cli import CLIError, build_parser, main
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    args = build_parser().parse_args(["chat"])
+    assert (args.host, args.port, args.ping_interval, args.ping_timeout) == (
+        "127.0.0.1",
+        5000,
+        25.0,
+        20.0,
+    )
+    assert args.database == f"sqlite:///{tmp_path}/sockjet/chat.db"
+    assert args.redis is None and args.web is None
+    assert args.run is cli.run_chat
+
+
+def test_every_option(capsys: pytest.CaptureFixture[str]) -> None:
+    args = build_parser().parse_args(
+        [
+            "chat",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "8000",
+            "--database",
+            "postgresql://db/chat",
+            "--ping-interval",
+            "2.5",
+            "--ping-timeout",
+            "1",
+            "--redis",
+            "redis://127.0.0.1:6379/0",
+            "--web",
+            "some/dir",
+            "--log-level",
+            "debug",
+            "--loop",
+            "asyncio",
+        ]
+    )
+    assert args.port == 8000 and args.ping_interval == 2.5 and args.ping_timeout == 1.0
+    assert args.database == "postgresql://db/chat" and args.redis == "redis://127.0.0.1:6379/0"
+    with pytest.raises(SystemExit):
+        main(["chat", "--help"])
+    assert "--ping-interval SECONDS" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "nan"])
+def test_times_must_be_positive(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["chat", "--ping-timeout", value])
+    assert exited.value.code == 2
+    assert "--ping-timeout" in capsys.readouterr().err
+
+
+def test_web_dir_without_a_build(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["chat", "--web", str(tmp_path)]) == 2
+    assert "has no index.html" in capsys.readouterr().err
+
+
+def test_unsupported_database(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["chat", "--database", "mysql://db"]) == 1
+    assert "sockjet: error: unsupported database URL 'mysql://db'" in capsys.readouterr().err
+
+
+def test_database_that_cannot_open(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "file").write_text("")
+    code = main(["chat", "--port", "0", "--database", f"sqlite:///{tmp_path}/file/chat.db"])
+    assert code == 1
+    assert "sockjet: error: cannot create" in capsys.readouterr().err
+
+
+def _missing(name: str) -> Any:
+    def import_module(module: str) -> Any:
+        raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+    return import_module
+
+
+def test_redis_without_the_adapter(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli.importlib, "import_module", _missing("sockjet.adapters.redis"))
+    with pytest.raises(CLIError, match="no Redis adapter"):
+        cli._redis_adapter("redis://127.0.0.1")
+
+
+def test_redis_without_the_redis_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli.importlib, "import_module", _missing("redis"))
+    with pytest.raises(CLIError, match=r"pip install 'sockjet\[redis\]'"):
+        cli._redis_adapter("redis://127.0.0.1")
+
+
+def test_redis_adapter_failing_to_import_for_another_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(cli.importlib, "import_module", _missing("something_else"))
+    with pytest.raises(ModuleNotFoundError):
+        cli._redis_adapter("redis://127.0.0.1")
+
+
+def test_redis_adapter_is_built_from_the_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[str] = []
+
+    def redis_adapter(url: str) -> Any:
+        if not url.startswith("redis://"):
+            raise ValueError("not a redis URL")
+        made.append(url)
+        return "factory"
+
+    module = types.SimpleNamespace(redis_adapter=redis_adapter)
+    monkeypatch.setattr(cli.importlib, "import_module", lambda name: module)
+    assert cli._redis_adapter("redis://h:1/0") == "factory" and made == ["redis://h:1/0"]
+    with pytest.raises(CLIError, match="--redis 'http://x': not a redis URL"):
+        cli._redis_adapter("http://x")
