@@ -1,9 +1,9 @@
 """The smallest sockjet server: every ``echo`` event is acknowledged with its own arguments.
 
-Run it from the repository root::
+Run it from the repository root (after ``./dev setup``)::
 
-    ./dev run                                    # sockjet serve examples.hello:io --port 5000
-    ./dev run --static examples/hello_static     # plus a page at http://127.0.0.1:5000/
+    .venv/bin/sockjet serve examples.hello:io --port 5000
+    .venv/bin/sockjet serve examples.hello:io --port 5000 --static examples/hello_static
 
 and talk to it with any Socket.IO v4 client, e.g. ``socket.io-client`` in Node::
 
