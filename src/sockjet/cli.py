@@ -72,18 +72,7 @@ def add_serve_command(subparsers: Subparsers) -> None:
     parser.add_argument("target", metavar="module:attribute", help="e.g. examples.hello:io")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (%(default)s)")
     parser.add_argument("--port", type=int, default=5000, help="port to bind; 0 picks a free one")
-    parser.add_argument(
-        "--log-level",
-        default="info",
-        choices=("critical", "error", "warning", "info", "debug"),
-        help="logging level (%(default)s)",
-    )
-    parser.add_argument(
-        "--loop",
-        default="auto",
-        choices=("auto", "asyncio", "uvloop"),
-        help="event loop: auto uses uvloop when it is installed (%(default)s)",
-    )
+    _add_process_options(parser)
     parser.add_argument(
         "--static", metavar="DIR", help="also serve the files of DIR (index.html for /)"
     )
@@ -92,9 +81,7 @@ def add_serve_command(subparsers: Subparsers) -> None:
 
 def run_serve(args: argparse.Namespace) -> int:
     """Load the target, then serve it until a signal asks to stop."""
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    _configure_logging(args.log_level)
     if args.static is not None and not os.path.isdir(args.static):
         raise CLIError(f"--static {args.static!r} is not a directory")
     loop_factory = _loop_factory(args.loop)
@@ -173,6 +160,29 @@ async def serve_until(
             await io.close()
         finally:
             await server.close()
+
+
+def _add_process_options(parser: argparse.ArgumentParser) -> None:
+    """``--log-level`` and ``--loop``, for every command that runs a server."""
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=("critical", "error", "warning", "info", "debug"),
+        help="logging level (%(default)s)",
+    )
+    parser.add_argument(
+        "--loop",
+        default="auto",
+        choices=("auto", "asyncio", "uvloop"),
+        help="event loop: auto uses uvloop when it is installed (%(default)s)",
+    )
+
+
+def _configure_logging(level: str) -> None:
+    """Log to stderr from ``level`` (a ``--log-level`` choice) up."""
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
 def _url(host: str, port: int) -> str:
@@ -281,26 +291,13 @@ def add_chat_command(subparsers: Subparsers) -> None:
         metavar="DIR",
         help="the built front end to serve (default: examples/chat/web/dist when built)",
     )
-    parser.add_argument(
-        "--log-level",
-        default="info",
-        choices=("critical", "error", "warning", "info", "debug"),
-        help="logging level (%(default)s)",
-    )
-    parser.add_argument(
-        "--loop",
-        default="auto",
-        choices=("auto", "asyncio", "uvloop"),
-        help="event loop: auto uses uvloop when it is installed (%(default)s)",
-    )
+    _add_process_options(parser)
     parser.set_defaults(run=run_chat)
 
 
 def run_chat(args: argparse.Namespace) -> int:
     """Build the chat from the options and serve it until a signal asks to stop."""
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    _configure_logging(args.log_level)
     from sockjet.chat.service import ChatService, find_web_dir
     from sockjet.chat.store import StoreError
 

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import asyncpg  # type: ignore[import-untyped]
 
 from sockjet.chat.models import ChatMessage, format_timestamp
-from sockjet.chat.store import TABLE, StoreError
+from sockjet.chat.store import COLUMNS, TABLE, StoreError, schema
 
 __all__ = ["PostgresStore"]
 
@@ -20,26 +20,11 @@ __all__ = ["PostgresStore"]
 # advisory lock, since concurrent CREATE TABLE IF NOT EXISTS can still collide in PostgreSQL.
 _SCHEMA_LOCK = 0x736F636B6A6574  # "sockjet"
 _CLOSE_TIMEOUT = 5.0
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS {TABLE} (
-    seq BIGSERIAL PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    room_id TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    username TEXT NOT NULL,
-    message TEXT NOT NULL,
-    created_at TIMESTAMPTZ NOT NULL
-);
-CREATE INDEX IF NOT EXISTS {TABLE}_room_seq ON {TABLE} (room_id, seq);
-"""
+_SCHEMA = schema("BIGSERIAL PRIMARY KEY", "TIMESTAMPTZ")
 _INSERT = (
-    f"INSERT INTO {TABLE} (id, room_id, user_id, username, message, created_at) "
-    "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING"
+    f"INSERT INTO {TABLE} ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING"
 )
-_RECENT = (
-    f"SELECT id, room_id, user_id, username, message, created_at FROM {TABLE} "
-    "WHERE room_id = $1 ORDER BY seq DESC LIMIT $2"
-)
+_RECENT = f"SELECT {COLUMNS} FROM {TABLE} WHERE room_id = $1 ORDER BY seq DESC LIMIT $2"
 
 
 def _describe(url: str) -> str:

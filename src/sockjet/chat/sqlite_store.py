@@ -11,30 +11,13 @@ from collections.abc import Sequence
 import aiosqlite
 
 from sockjet.chat.models import ChatMessage
-from sockjet.chat.store import TABLE, StoreError
+from sockjet.chat.store import COLUMNS, TABLE, StoreError, schema
 
 __all__ = ["SQLiteStore"]
 
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS {TABLE} (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    room_id TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    username TEXT NOT NULL,
-    message TEXT NOT NULL,
-    created_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS {TABLE}_room_seq ON {TABLE} (room_id, seq);
-"""
-_INSERT = (
-    f"INSERT OR IGNORE INTO {TABLE} (id, room_id, user_id, username, message, created_at) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
-)
-_RECENT = (
-    f"SELECT id, room_id, user_id, username, message, created_at FROM {TABLE} "
-    "WHERE room_id = ? ORDER BY seq DESC LIMIT ?"
-)
+_SCHEMA = schema("INTEGER PRIMARY KEY AUTOINCREMENT", "TEXT")
+_INSERT = f"INSERT OR IGNORE INTO {TABLE} ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+_RECENT = f"SELECT {COLUMNS} FROM {TABLE} WHERE room_id = ? ORDER BY seq DESC LIMIT ?"
 
 
 class SQLiteStore:

@@ -21,6 +21,25 @@ from sockjet.chat.models import ChatMessage
 __all__ = ["MessageStore", "StoreError", "default_database_url", "open_store"]
 
 TABLE = "chat_messages"
+COLUMNS = "id, room_id, user_id, username, message, created_at"
+"""What a :class:`ChatMessage` is saved in and read back from, in the order of its fields."""
+
+
+def schema(seq_type: str, timestamp_type: str) -> str:
+    """The table and its index, with each database's types for the sequence number (the
+    saving order, which history follows) and ``created_at``."""
+    return f"""
+CREATE TABLE IF NOT EXISTS {TABLE} (
+    seq {seq_type},
+    id TEXT NOT NULL UNIQUE,
+    room_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    username TEXT NOT NULL,
+    message TEXT NOT NULL,
+    created_at {timestamp_type} NOT NULL
+);
+CREATE INDEX IF NOT EXISTS {TABLE}_room_seq ON {TABLE} (room_id, seq);
+"""
 
 
 class StoreError(Exception):

@@ -82,6 +82,8 @@ class TransportListener(Protocol):
 class Transport(Protocol):
     """One Engine.IO transport of one connection."""
 
+    __slots__ = ()
+
     @property
     def name(self) -> str:
         """``"polling"`` or ``"websocket"``."""
@@ -169,26 +171,11 @@ def _cancel_others(*tasks: asyncio.Task[None] | None) -> None:
             task.cancel()
 
 
-_timestamps = itertools.count()
+class _BaseTransport(Transport):
+    """What both transports share: where the server is, the session id, the state and the
+    listener told once when the transport ends by itself."""
 
-
-class PollingTransport:
-    """HTTP long-polling: one GET at a time for receiving, one POST at a time for sending."""
-
-    __slots__ = (
-        "_close_task",
-        "_listener",
-        "_options",
-        "_outbox",
-        "_pausing",
-        "_poll_task",
-        "_post_task",
-        "_session",
-        "_sid",
-        "_state",
-    )
-
-    name: Final = "polling"
+    __slots__ = ("_listener", "_options", "_session", "_sid", "_state")
 
     def __init__(
         self, session: aiohttp.ClientSession, options: HTTPOptions, sid: str | None = None
@@ -198,6 +185,41 @@ class PollingTransport:
         self._sid = sid
         self._state = _IDLE
         self._listener: TransportListener | None = None
+
+    def set_sid(self, sid: str) -> None:
+        self._sid = sid
+
+    def _query(self) -> dict[str, str]:
+        """The query string of every request: the user's parameters, then Engine.IO's."""
+        params = dict(self._options.query)
+        params["EIO"] = _EIO
+        params["transport"] = self.name
+        if self._sid is not None:
+            params["sid"] = self._sid
+        return params
+
+    def _fail(self, error: TransportError | None) -> None:
+        """End by itself: closed by the server (``error`` None) or failed."""
+        if self._state != _CLOSED:
+            self._state = _CLOSED
+            assert self._listener is not None
+            self._listener.transport_closed(self, error)
+
+
+_timestamps = itertools.count()
+
+
+class PollingTransport(_BaseTransport):
+    """HTTP long-polling: one GET at a time for receiving, one POST at a time for sending."""
+
+    __slots__ = ("_close_task", "_outbox", "_pausing", "_poll_task", "_post_task")
+
+    name: Final = "polling"
+
+    def __init__(
+        self, session: aiohttp.ClientSession, options: HTTPOptions, sid: str | None = None
+    ) -> None:
+        super().__init__(session, options, sid)
         self._outbox: list[Packet] = []
         self._pausing = False
         self._poll_task: asyncio.Task[None] | None = None
@@ -212,9 +234,6 @@ class PollingTransport:
         self._listener = listener
         self._state = _OPEN
         self._poll_task = asyncio.create_task(self._poll_loop(), name="sockjet-client-poll")
-
-    def set_sid(self, sid: str) -> None:
-        self._sid = sid
 
     def send(self, packets: Sequence[Packet]) -> None:
         self._outbox.extend(packets)
@@ -299,20 +318,10 @@ class PollingTransport:
             if poll is not None:
                 poll.cancel()
 
-    def _fail(self, error: TransportError) -> None:
-        if self._state != _CLOSED:
-            self._state = _CLOSED
-            assert self._listener is not None
-            self._listener.transport_closed(self, error)
-
     async def _request(self, method: str, body: bytes | None = None) -> bytes:
         options = self._options
-        params = dict(options.query)
-        params["EIO"] = _EIO
-        params["transport"] = "polling"
+        params = self._query()
         params["t"] = format(next(_timestamps), "x")  # cache busting, as the JS client does
-        if self._sid is not None:
-            params["sid"] = self._sid
         headers = dict(options.headers)
         if body is not None:
             headers.update(_TEXT_PLAIN)
@@ -349,31 +358,17 @@ async def _read_limited(response: aiohttp.ClientResponse, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-class WebSocketTransport:
+class WebSocketTransport(_BaseTransport):
     """One WebSocket: one Engine.IO packet per message, binary MESSAGEs as binary frames."""
 
-    __slots__ = (
-        "_listener",
-        "_options",
-        "_outbox",
-        "_run_task",
-        "_session",
-        "_sid",
-        "_state",
-        "_write_task",
-        "_ws",
-    )
+    __slots__ = ("_outbox", "_run_task", "_write_task", "_ws")
 
     name: Final = "websocket"
 
     def __init__(
         self, session: aiohttp.ClientSession, options: HTTPOptions, sid: str | None = None
     ) -> None:
-        self._session = session
-        self._options = options
-        self._sid = sid
-        self._state = _IDLE
-        self._listener: TransportListener | None = None
+        super().__init__(session, options, sid)
         self._outbox: list[str | bytes] = []
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._run_task: asyncio.Task[None] | None = None
@@ -387,9 +382,6 @@ class WebSocketTransport:
         self._listener = listener
         self._state = _CONNECTING
         self._run_task = asyncio.create_task(self._run(), name="sockjet-client-websocket")
-
-    def set_sid(self, sid: str) -> None:
-        self._sid = sid
 
     def send(self, packets: Sequence[Packet]) -> None:
         self._outbox.extend([encode_packet(packet) for packet in packets])
@@ -421,15 +413,10 @@ class WebSocketTransport:
 
     async def _run(self) -> None:
         options = self._options
-        params = dict(options.query)
-        params["EIO"] = _EIO
-        params["transport"] = "websocket"
-        if self._sid is not None:
-            params["sid"] = self._sid
         try:
             ws = await self._session.ws_connect(
                 self._url(),
-                params=params,
+                params=self._query(),
                 headers=options.headers,
                 max_msg_size=options.max_payload,
                 autoping=True,
@@ -495,12 +482,6 @@ class WebSocketTransport:
         self._write_task = None
         if self._state == _OPEN and self._listener is not None:
             self._listener.transport_drain(self)
-
-    def _fail(self, error: TransportError | None) -> None:
-        if self._state != _CLOSED:
-            self._state = _CLOSED
-            assert self._listener is not None
-            self._listener.transport_closed(self, error)
 
 
 class HTTPTransports:
