@@ -15,9 +15,8 @@ import signal
 import sys
 from typing import Any
 
-from sockjet.adapters.redis import redis_adapter
-
 import sockjet
+from sockjet.adapters.redis import redis_adapter
 
 
 def build(redis_url: str) -> sockjet.Server:
