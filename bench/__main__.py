@@ -1,10 +1,10 @@
 """``python -m bench [SCENARIO] [OPTIONS]``: run sockjet's side-by-side benchmarks.
 
-Without a scenario every registered scenario runs with its defaults. A scenario is a module of
-this package with ``add_arguments(parser)`` and ``main(args) -> int``; add one by listing it in
-``SCENARIOS`` (server fan-out, echo and connect storms belong here next). Scenario modules keep
-heavy imports inside ``main`` so that ``--help`` stays instant and one missing peer cannot break
-the others.
+Without a scenario every registered scenario runs with its defaults; several scenarios may be
+named, sharing the options that follow them (``fanout echo --rounds 3``). A scenario is a module
+of this package with ``add_arguments(parser)`` and ``main(args) -> int``; add one by listing it
+in ``SCENARIOS``. Scenario modules keep heavy imports inside ``main`` so that ``--help`` stays
+instant and one missing peer cannot break the others.
 """
 
 from __future__ import annotations
@@ -47,8 +47,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the chosen scenario (or all of them); the exit status is the worst one's."""
+    """Run the chosen scenario (or all of them); the exit status is the worst one's.
+
+    Several scenarios may be named (``fanout echo --rounds 3``): each runs in turn with the
+    options that follow them."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    names = [arg for arg in argv if arg in SCENARIOS]
+    if len(names) > 1 and argv[: len(names)] == names:
+        options = argv[len(names) :]
+        return max(int(_load(name).main(parser.parse_args([name, *options]))) for name in names)
     args = parser.parse_args(argv)
     if args.scenario is not None:
         return int(_load(args.scenario).main(args))

@@ -8,7 +8,15 @@ import argparse
 import os
 import time
 
-from bench.harness import Metric, Probe, add_common_arguments, generator_cpu, run_scenario
+from bench.harness import (
+    QUICK_DURATION,
+    QUICK_WARMUP,
+    Metric,
+    Probe,
+    add_common_arguments,
+    generator_cpu,
+    run_scenario,
+)
 from bench.loadgen.drive import close_all, connect_many
 from bench.loadgen.wsclient import WSClient, client_frame
 
@@ -37,7 +45,7 @@ async def measure(port: int, probe: Probe, args: argparse.Namespace) -> dict[str
     import asyncio
 
     clients_n = 2 if args.quick else args.clients
-    duration = 1.0 if args.quick else args.duration
+    duration = QUICK_DURATION if args.quick else args.duration
     blob = client_frame(os.urandom(SIZE), opcode=2)
     acks = [0]
 
@@ -57,7 +65,7 @@ async def measure(port: int, probe: Probe, args: argparse.Namespace) -> dict[str
             client.on_message = on_message
             client.tag = args.inflight
             client.send_raw(b"".join(request(i) for i in range(args.inflight)))
-        await asyncio.sleep(0.3 if args.quick else 1.0)
+        await asyncio.sleep(QUICK_WARMUP if args.quick else 1.0)
         acks0, cpu0, gen0, t0 = acks[0], probe.cpu(), generator_cpu(), time.perf_counter()
         await asyncio.sleep(duration)
         acks1, cpu1, gen1, t1 = acks[0], probe.cpu(), generator_cpu(), time.perf_counter()

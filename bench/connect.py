@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _counts(args: argparse.Namespace) -> list[int]:
-    return [200, 400] if args.quick else [int(c) for c in args.counts.split(",")]
+    return [100, 200] if args.quick else [int(c) for c in args.counts.split(",")]
 
 
 def metrics(args: argparse.Namespace) -> tuple[Metric, ...]:
@@ -55,7 +55,9 @@ async def measure(port: int, probe: Probe, args: argparse.Namespace) -> dict[str
     sources = SourceAddresses()
     clients: list[WSClient] = []
     result: dict[str, float] = {}
-    await asyncio.sleep(0.5)  # let the fresh server finish starting (lazy imports, JIT)
+    await asyncio.sleep(
+        0.05 if args.quick else 0.5
+    )  # let the fresh server finish starting (lazy imports, JIT)
     rss0 = probe.rss()
     try:
         latencies: list[float] = []
@@ -74,7 +76,7 @@ async def measure(port: int, probe: Probe, args: argparse.Namespace) -> dict[str
                 clients += await connect_many(
                     port, total - len(clients), args.concurrency, sources=sources
                 )
-            await asyncio.sleep(0.2 if args.quick else args.settle)
+            await asyncio.sleep(0.05 if args.quick else args.settle)
             result[f"kib_per_conn_{total}"] = (probe.rss() - rss0) / total / 1024
     finally:
         close_all(clients)

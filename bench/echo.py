@@ -11,7 +11,15 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench.harness import Metric, Probe, add_common_arguments, generator_cpu, run_scenario
+from bench.harness import (
+    QUICK_DURATION,
+    QUICK_WARMUP,
+    Metric,
+    Probe,
+    add_common_arguments,
+    generator_cpu,
+    run_scenario,
+)
 from bench.loadgen.drive import close_all, connect_many, percentile
 from bench.loadgen.wsclient import WSClient, client_frame
 
@@ -51,8 +59,8 @@ def _request(ack_id: int) -> bytes:
 async def measure(port: int, probe: Probe, args: argparse.Namespace) -> dict[str, float]:
     """Drive one server; see the module docstring."""
     clients_n = 5 if args.quick else args.clients
-    duration = 1.0 if args.quick else args.duration
-    warmup = 0.3 if args.quick else 1.0
+    duration = QUICK_DURATION if args.quick else args.duration
+    warmup = QUICK_WARMUP if args.quick else 1.0
     counter = _Counter()
     perf_ns = time.perf_counter_ns
 

@@ -19,7 +19,15 @@ import asyncio
 import time
 from typing import Any
 
-from bench.harness import Metric, Probe, add_common_arguments, generator_cpu, run_scenario
+from bench.harness import (
+    QUICK_DURATION,
+    QUICK_WARMUP,
+    Metric,
+    Probe,
+    add_common_arguments,
+    generator_cpu,
+    run_scenario,
+)
 from bench.loadgen.drive import Sink, close_all, connect_many, connect_polling_many, percentile
 from bench.loadgen.pollclient import PollClient
 from bench.loadgen.wsclient import WSClient
@@ -60,9 +68,9 @@ def _sampler(latencies: list[float]) -> Any:
 
 async def measure(port: int, probe: Probe, args: argparse.Namespace) -> dict[str, float]:
     """Drive one server; see the module docstring."""
-    clients_n = 50 if args.quick else args.clients
-    duration = 1.0 if args.quick else args.duration
-    warmup = 0.3 if args.quick else 1.0
+    clients_n = 20 if args.quick else args.clients
+    duration = QUICK_DURATION if args.quick else args.duration
+    warmup = QUICK_WARMUP if args.quick else 1.0
     rooms = args.rooms
     polling = getattr(args, "polling", False)
     latencies: list[float] = []

@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import os
 import resource
-import signal
 import socket
 import statistics
 import subprocess
@@ -34,6 +34,9 @@ __all__ = [
     "run_scenario",
 ]
 
+# --quick (smoke runs, the test suite): measured and warm-up seconds of every scenario
+QUICK_DURATION = 0.3
+QUICK_WARMUP = 0.1
 SERVER_CORE = 0
 GENERATOR_CORE = 1
 
@@ -118,13 +121,31 @@ def generator_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def raise_nofile() -> None:
-    """Lift RLIMIT_NOFILE to its hard limit (to 200k when we are allowed to raise that)."""
+def raise_nofile() -> int:
+    """Lift RLIMIT_NOFILE to its hard limit (to 200k when we are allowed to raise that);
+    returns the limit now in force."""
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_NOFILE, (200_000, 200_000))
-        return
+        return 200_000
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return int(hard)
+
+
+def keep_heap() -> None:
+    """Stop glibc from trimming this process's heap (Linux only; a no-op elsewhere).
+
+    By default glibc hands freed memory at the top of the heap back to the kernel once more than
+    128 KiB is free there, and allocating it again faults every page back in: with a few 64 KiB
+    buffers alive at a time that is ~30 us per allocation instead of ~2 us on this VM. The
+    generator is not what is measured, so it keeps its heap (``MALLOC_TRIM_THRESHOLD_`` in the
+    environment does the same for the servers; docs/performance.md shows its effect)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(_M_TRIM_THRESHOLD, 256 << 20)
+
+
+_M_TRIM_THRESHOLD = -1  # glibc's mallopt parameter number
 
 
 def _pin(core: int) -> None:
@@ -167,14 +188,11 @@ class RunningServer:
         raise TimeoutError(f"{self.spec.name} not ready in {timeout}s")
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL after 5 s."""
+        """SIGKILL: the measurement is over and nothing on the way out is measured (a graceful
+        stop waits up to seconds for polling clients that the generator already dropped)."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+            self.proc.kill()
+            self.proc.wait(5)
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()
@@ -189,7 +207,9 @@ def add_common_arguments(parser: argparse.ArgumentParser, rounds: int = 5) -> No
     )
     parser.add_argument("--rounds", type=int, default=rounds, help="rounds (default %(default)s)")
     parser.add_argument(
-        "--quick", action="store_true", help="smoke run: one round, tiny counts, ~1 s per server"
+        "--quick",
+        action="store_true",
+        help="smoke run: one round, tiny counts, well under 1 s per server",
     )
     parser.add_argument("--no-pin", action="store_true", help="do not pin server/generator cores")
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results/")
@@ -211,9 +231,12 @@ def _run_one(spec: ServerSpec, measure: Measure, args: argparse.Namespace) -> di
         async def bounded() -> dict[str, float]:
             return await asyncio.wait_for(measure(server.port, probe, args), args.timeout)
 
-        return uvloop.run(bounded())
+        result = uvloop.run(bounded())
     finally:
         server.stop()
+    # Not a metric: the machine is shared, so every raw result says how busy it was.
+    result["load_1min"] = os.getloadavg()[0]
+    return result
 
 
 def run_scenario(
@@ -228,6 +251,7 @@ def run_scenario(
     """Run ``measure`` against every chosen server, ``args.rounds`` rounds with the server
     order rotated each round; print the medians and ratios; save the raw results."""
     raise_nofile()
+    keep_heap()
     if not args.no_pin:
         _pin(GENERATOR_CORE)
     names = [n.strip() for n in args.servers.split(",") if n.strip()]

@@ -11,6 +11,8 @@ import socket
 import struct
 from typing import Any
 
+from bench.loadgen.tcp import open_tcp
+
 __all__ = ["PollClient", "connect_polling"]
 
 _LINGER_RST = struct.pack("ii", 1, 0)
@@ -117,7 +119,7 @@ class PollClient(asyncio.Protocol):
 
 def _dechunk(data: bytes, pos: int) -> tuple[bytes, bytes] | None:
     """A complete chunked body starting at ``pos``: (body, what follows), or None if partial."""
-    parts = []
+    parts: list[bytes] = []
     while True:
         eol = data.find(b"\r\n", pos)
         if eol < 0:
@@ -141,12 +143,7 @@ async def connect_polling(
     """Open a polling session and join namespace ``/``."""
     loop = asyncio.get_running_loop()
     connected: asyncio.Future[None] = loop.create_future()
-    _, client = await asyncio.wait_for(
-        loop.create_connection(
-            lambda: PollClient(connected), "127.0.0.1", port, local_addr=(source, 0)
-        ),
-        timeout,
-    )
+    _, client = await open_tcp(lambda: PollClient(connected), port, source, timeout)
     try:
         await asyncio.wait_for(connected, timeout)
     except BaseException:

@@ -19,6 +19,8 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
+from bench.loadgen.tcp import open_tcp
+
 __all__ = ["SourceAddresses", "WSClient", "client_frame", "connect_ws"]
 
 _ZERO_MASK = b"\x00\x00\x00\x00"
@@ -99,7 +101,7 @@ class WSClient(asyncio.Protocol):
         if sock is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
         key = base64.b64encode(os.urandom(16)).decode()
-        transport.write(
+        self.send_raw(
             (
                 "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
                 "Host: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -217,15 +219,7 @@ async def connect_ws(
     """Open a WebSocket, complete the Engine.IO handshake and join namespace ``/``."""
     loop = asyncio.get_running_loop()
     connected: asyncio.Future[int] = loop.create_future()
-    _, client = await asyncio.wait_for(
-        loop.create_connection(
-            lambda: WSClient(connected, on_message),
-            "127.0.0.1",
-            port,
-            local_addr=(source, 0),
-        ),
-        timeout,
-    )
+    _, client = await open_tcp(lambda: WSClient(connected, on_message), port, source, timeout)
     try:
         await asyncio.wait_for(connected, timeout)
     except BaseException:

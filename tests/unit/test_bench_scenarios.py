@@ -69,3 +69,27 @@ def test_results_are_written_as_json(tmp_path: Path) -> None:
 
     path = write_results("smoke", {"a": 1}, tmp_path)
     assert path.parent == tmp_path and path.read_text().strip().startswith("{")
+
+
+def test_several_scenarios_run_in_turn_with_shared_options(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["echo", "binary", "--quick", "--no-pin", "--no-save", "--servers", "sockjet"]
+    assert bench_main.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "## Echo with acks" in out and "## 64 KiB binary echo" in out
+
+
+def test_scale_is_cut_to_the_open_files_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, object] = {}
+
+    def fake_run(name: str, title: str, *rest: object, settings: dict[str, object]) -> tuple:
+        seen.update(title=title, settings=settings)
+        return 0, {}
+
+    monkeypatch.setattr(scale, "raise_nofile", lambda: 1_000 + scale.FILES_HEADROOM)
+    monkeypatch.setattr(scale, "run_scenario", fake_run)
+    args = bench_main.build_parser().parse_args(["scale", "--clients", "50000"])
+    assert scale.main(args) == 0
+    assert seen["settings"] == {"clients": 1_000, "requested_clients": 50_000, "broadcasts": 5}
+    assert str(seen["title"]).startswith("1,000 idle")

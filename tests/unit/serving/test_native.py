@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import socket
 import struct
@@ -231,6 +232,32 @@ async def test_silent_connection_and_idle_keep_alive_are_closed() -> None:
         async with client(server.port) as c:
             assert (await c.get("/socket.io/")).status == 200
             assert await c.eof() == b""  # keep-alive timeout
+
+
+async def test_a_request_begun_as_keep_alive_ends_gets_the_full_header_timeout() -> None:
+    # The keep-alive deadline passes while the next request's headers trickle in: that must not
+    # close the connection; the request's own header deadline (1 s after its first byte) does.
+    limits = dataclasses.replace(FAST, header_timeout=1.0, keepalive_timeout=0.5)
+    loop = asyncio.get_running_loop()
+    async with running(limits=limits) as server, client(server.port) as c:
+        assert (await c.get("/socket.io/")).status == 200
+        await asyncio.sleep(0.1)
+        c.send(b"GET /socket.io/ HTTP/1.1\r\n")
+        started = loop.time()
+        assert (await c.response()).status == 408
+        assert loop.time() - started >= 0.9
+        assert await c.eof() == b""
+
+
+async def test_a_long_poll_outlasting_every_timeout_is_answered_and_kept_alive() -> None:
+    engine = FakeEngine()
+    async with running(engine) as server, client(server.port) as c:
+        c.send(b"GET /socket.io/?wait=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        await asyncio.wait_for(engine.waiting.wait(), 5)
+        await asyncio.sleep(0.5)  # past the header, body and keep-alive timeouts (0.3 s)
+        engine.gate.set()
+        assert (await c.response()).status == 200
+        assert (await c.get("/socket.io/")).status == 200
 
 
 async def test_too_many_pipelined_requests_pause_reading_and_resume() -> None:
