@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol, TypeVar
 
 from bench.loadgen.pollclient import PollClient, connect_polling
 from bench.loadgen.wsclient import SourceAddresses, WSClient, connect_ws
@@ -46,6 +46,37 @@ class Sink:
         return True
 
 
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+C = TypeVar("C", bound=_Closable)
+
+
+async def _open_many(count: int, concurrency: int, open_one: Callable[[], Awaitable[C]]) -> list[C]:
+    """Run ``open_one`` ``count`` times, ``concurrency`` at a time; on failure close what opened."""
+    opened: list[C] = []
+    remaining = count
+
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            opened.append(await open_one())
+
+    workers = [asyncio.ensure_future(worker()) for _ in range(min(concurrency, count))]
+    try:
+        await asyncio.gather(*workers)
+    except BaseException:
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        for client in opened:
+            client.close()
+        raise
+    return opened
+
+
 async def connect_many(
     port: int,
     count: int,
@@ -56,57 +87,24 @@ async def connect_many(
 ) -> list[WSClient]:
     """Open ``count`` WebSocket clients, ``concurrency`` handshakes in flight at a time;
     ``latencies`` (if given) receives each handshake's duration in seconds."""
-    sources = sources or SourceAddresses()
-    clients: list[WSClient] = []
-    next_index = 0
+    addresses = sources or SourceAddresses()
 
-    async def worker() -> None:
-        nonlocal next_index
-        while next_index < count:
-            next_index += 1
-            started = time.perf_counter()
-            clients.append(await connect_ws(port, sources.next(), on_message))
-            if latencies is not None:
-                latencies.append(time.perf_counter() - started)
+    async def open_one() -> WSClient:
+        started = time.perf_counter()
+        client = await connect_ws(port, addresses.next(), on_message)
+        if latencies is not None:
+            latencies.append(time.perf_counter() - started)
+        return client
 
-    workers = [asyncio.ensure_future(worker()) for _ in range(min(concurrency, count))]
-    try:
-        await asyncio.gather(*workers)
-    except BaseException:
-        for task in workers:
-            task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
-        for client in clients:
-            client.close()
-        raise
-    return clients
+    return await _open_many(count, concurrency, open_one)
 
 
 async def connect_polling_many(
     port: int, count: int, concurrency: int = 50, sources: SourceAddresses | None = None
 ) -> list[PollClient]:
     """Open ``count`` long-polling clients, ``concurrency`` handshakes in flight at a time."""
-    sources = sources or SourceAddresses()
-    clients: list[PollClient] = []
-    next_index = 0
-
-    async def worker() -> None:
-        nonlocal next_index
-        while next_index < count:
-            next_index += 1
-            clients.append(await connect_polling(port, sources.next()))
-
-    workers = [asyncio.ensure_future(worker()) for _ in range(min(concurrency, count))]
-    try:
-        await asyncio.gather(*workers)
-    except BaseException:
-        for task in workers:
-            task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
-        for client in clients:
-            client.close()
-        raise
-    return clients
+    addresses = sources or SourceAddresses()
+    return await _open_many(count, concurrency, lambda: connect_polling(port, addresses.next()))
 
 
 def close_all(clients: Sequence[WSClient]) -> None:
