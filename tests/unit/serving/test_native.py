@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import gc
 import logging
 import socket
 import struct
@@ -452,3 +454,26 @@ async def test_protocol_edges_without_sockets() -> None:
     assert late_transport.closed
     late._write(b"nothing: the transport is closing")
     assert late_transport.writes == []
+
+
+@pytest.mark.parametrize("yields", range(6))
+async def test_close_racing_an_accept_closes_that_connection_too(yields: int) -> None:
+    # CPython gh-109564: on the stdlib loop, Server.close() between accepting a socket and
+    # building its transport fails the build and leaks the socket, never closed (a
+    # ResourceWarning at GC, an error here). Whatever number of loop iterations separates the
+    # client's connect from close(), the accepted connection must be closed by close().
+    server = await serve(FakeEngine(), port=0, limits=FAST)  # type: ignore[arg-type]
+    peer = socket.create_connection(("127.0.0.1", server.port))
+    try:
+        peer.setblocking(False)
+        for _ in range(yields):
+            await asyncio.sleep(0)
+        await server.close()
+        assert server.connections == 0
+        loop = asyncio.get_running_loop()
+        # Closed by us (EOF), or reset by the listening socket's close if never accepted.
+        with contextlib.suppress(ConnectionResetError):
+            assert await asyncio.wait_for(loop.sock_recv(peer, 1), 5) == b""
+    finally:
+        peer.close()
+    gc.collect()  # a leaked transport would warn here (warnings are errors)
