@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         RemoteSocket,
         Server,
         Socket,
+        ack_requested,
     )
     from sockjet.serving.asgi import ASGIApp
 
@@ -44,6 +45,7 @@ _LAZY: dict[str, str] = {
     "RemoteSocket": "sockjet.server",
     "Server": "sockjet.server",
     "Socket": "sockjet.server",
+    "ack_requested": "sockjet.server",
 }
 
 
@@ -79,4 +81,5 @@ __all__ = [
     "Socket",
     "SockjetError",
     "__version__",
+    "ack_requested",
 ]

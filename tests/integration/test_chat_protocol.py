@@ -112,12 +112,9 @@ async def test_every_event_with_the_official_client(puppet: NodePuppet, chat: Ru
         None,
     ]
 
-    # Bad input: an error ack when one was asked, an error event in any case; never a crash.
+    # Bad input: an error ack when one was asked, else an error event; never a crash.
     assert await ann.emit_with_ack("sendMessage", {"roomId": "general"}) == [
         {"ok": False, "error": "message is missing"}
-    ]
-    assert await ann.next_event("error") == [
-        {"event": "sendMessage", "message": "message is missing"}
     ]
     await ann.emit("joinRoom", "general")
     assert await ann.next_event("error") == [
@@ -127,7 +124,6 @@ async def test_every_event_with_the_official_client(puppet: NodePuppet, chat: Ru
     assert await ann.emit_with_ack("sendMessage", too_long) == [
         {"ok": False, "error": "message is longer than 2000 characters"}
     ]
-    assert (await ann.next_event("error"))[0]["message"] == "message is longer than 2000 characters"
 
     assert await bob.emit_with_ack("leaveRoom", {"roomId": "general"}) == [
         {"ok": True, "roomId": "general"}

@@ -30,7 +30,9 @@ TIMEOUT = 5.0
 def guide_blocks() -> dict[str, str]:
     """The guide's tested code blocks by name."""
     blocks = dict(_TESTED_BLOCK.findall(GUIDE.read_text(encoding="utf-8")))
-    assert {"quickstart", "stats", "rooms", "auth", "quiz"} <= blocks.keys(), sorted(blocks)
+    assert {"quickstart", "stats", "rooms", "auth", "quiz", "rename"} <= blocks.keys(), sorted(
+        blocks
+    )
     return blocks
 
 
@@ -94,6 +96,21 @@ async def test_quickstart_return_value_answers_the_ack() -> None:
 async def test_tuple_return_value_is_several_ack_arguments() -> None:
     async with served(build("stats")) as url, client(url) as sio:
         assert await sio.call("stats", [4, 1, 9], timeout=TIMEOUT) == (1, 9)
+
+
+async def test_errors_go_to_the_ack_when_one_is_awaited_else_to_an_event() -> None:
+    async with served(build("rename")) as url, client(url) as sio:
+        events = Events(sio, "error")
+        assert await sio.call("rename", 7, timeout=TIMEOUT) == {
+            "ok": False,
+            "error": "name must be a string",
+        }
+        await sio.emit("rename", 7)
+        assert await events.next("error") == (
+            {"event": "rename", "message": "name must be a string"},
+        )
+        assert await sio.call("rename", "ann", timeout=TIMEOUT) == {"ok": True}
+        assert events.pending("error") == 0  # the first error was told in its ack only
 
 
 async def test_room_broadcasts() -> None:

@@ -18,9 +18,9 @@ Events (payload shapes are fixed: the front end and the tests rely on them):
 ``echo`` (any arguments)
     The ack carries the same arguments.
 
-Invalid input never raises: the ack is {ok: false, error: "<what is wrong>"} and the socket also
-gets an ``error`` event {event, message} (a handler cannot tell whether the client asked for an
-ack, so both are sent; clients that use acks may ignore ``error`` events for those events). A
+Invalid input never raises. When the client asked for an ack, the ack says what is wrong:
+{ok: false, error: "<what is wrong>"}; otherwise the socket gets an ``error`` event
+{event, message} (:func:`sockjet.ack_requested` tells which). A
 message that could not be saved is reported to its sender by an ``error`` event
 {event: "sendMessage", id, message}.
 """
@@ -43,7 +43,7 @@ from sockjet.chat.validation import (
     parse_send,
 )
 from sockjet.chat.writer import DEFAULT_MAX_PENDING, DEFAULT_RETRY_DELAYS, Pending, WriteBehind
-from sockjet.server import Server, Socket
+from sockjet.server import Server, Socket, ack_requested
 
 __all__ = ["HISTORY_LIMIT", "MAX_ROOMS_PER_SOCKET", "ChatApp"]
 
@@ -111,7 +111,7 @@ class ChatApp:
 
     # -- events -------------------------------------------------------------------------------
 
-    async def join_room(self, socket: Socket, data: Any = None, *_: Any) -> Ack:
+    async def join_room(self, socket: Socket, data: Any = None, *_: Any) -> Ack | None:
         """``joinRoom`` {roomId, userId, username}."""
         try:
             request = parse_join(data)
@@ -149,7 +149,7 @@ class ChatApp:
             "online": [u.to_dict() for u in online_users(sockets)],
         }
 
-    async def leave_room(self, socket: Socket, data: Any = None, *_: Any) -> Ack:
+    async def leave_room(self, socket: Socket, data: Any = None, *_: Any) -> Ack | None:
         """``leaveRoom`` {roomId}: leaving a room one is not in is not an error."""
         try:
             room_id = parse_room(data)
@@ -163,7 +163,7 @@ class ChatApp:
                 await self._announce_left(key, user)
         return {"ok": True, "roomId": room_id}
 
-    def send_message(self, socket: Socket, data: Any = None, *_: Any) -> Ack:
+    def send_message(self, socket: Socket, data: Any = None, *_: Any) -> Ack | None:
         """``sendMessage`` {roomId, message}: broadcast now, save in the background."""
         try:
             request = parse_send(data, self.max_message_chars)
@@ -189,7 +189,7 @@ class ChatApp:
         self.nsp.to(key).emit("receiveMessage", message.to_event())
         return {"ok": True, "id": message.id, "timestamp": message.timestamp}
 
-    def typing(self, socket: Socket, data: Any = None, *_: Any) -> Ack:
+    def typing(self, socket: Socket, data: Any = None, *_: Any) -> Ack | None:
         """``typing`` {roomId}."""
         try:
             room_id = parse_room(data)
@@ -218,9 +218,12 @@ class ChatApp:
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _refuse(self, socket: Socket, event: str, message: str) -> Ack:
+    def _refuse(self, socket: Socket, event: str, message: str) -> Ack | None:
+        """Report bad input where the client will look: in the ack it awaits, else by event."""
+        if ack_requested():
+            return {"ok": False, "error": message}
         socket.emit("error", {"event": event, "message": message})
-        return {"ok": False, "error": message}
+        return None
 
     async def _announce_left(self, key: str, user: ChatUser) -> None:
         try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sockjet.server.acks import BroadcastAckTimeout
+from sockjet.server.acks import BroadcastAckTimeout, ack_requested
 from sockjet.server.broadcast import (
     Adapter,
     AdapterFactory,
@@ -33,4 +33,5 @@ __all__ = [
     "Socket",
     "SocketDetails",
     "SocketEmitter",
+    "ack_requested",
 ]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from sockjet.errors import AckTimeout
@@ -32,9 +33,25 @@ __all__ = [
     "BroadcastAckTracker",
     "ReplyCollector",
     "SingleAck",
+    "ack_requested",
     "ack_value",
     "reply_args",
 ]
+
+ACK_REQUESTED: Final[ContextVar[bool]] = ContextVar("sockjet_ack_requested", default=False)
+"""Set while the handlers of an event that asked for an ack are called (a coroutine handler's
+task copies it, so it holds for the handler's whole run)."""
+
+
+def ack_requested() -> bool:
+    """Whether the client asked for an acknowledgement of the event being handled.
+
+    Call it from an event handler (plain or coroutine). The return value answers the ack either
+    way; this lets a handler choose how to report, e.g. an error in the ack when one is awaited
+    and an ``error`` event otherwise (the ack callback argument of Node's API, as a question).
+    Outside an event handler it is False.
+    """
+    return ACK_REQUESTED.get()
 
 
 class _NoReply:

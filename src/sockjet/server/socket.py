@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
 from sockjet.engine.io import EngineSocket, HTTPRequest, Outgoing
 from sockjet.errors import AckTimeout
 from sockjet.protocol.socketio import RESERVED_EVENTS, Packet, PacketType
-from sockjet.server.acks import AckWaiter, SingleAck, reply_args
+from sockjet.server.acks import ACK_REQUESTED, AckWaiter, SingleAck, reply_args
 from sockjet.server.broadcast import (
     DEFAULT_FLAGS,
     Adapter,
@@ -574,7 +574,18 @@ class Socket:
     def _dispatch(self, event: str, args: list[Any], ack_id: int | None) -> None:
         if self._state > _CLOSING:
             return
-        on_result = None if ack_id is None else partial(self._send_ack, ack_id)
+        if ack_id is None:
+            self._call_handlers(event, args, None)
+            return
+        token = ACK_REQUESTED.set(True)  # ack_requested(); copied into a coroutine's task
+        try:
+            self._call_handlers(event, args, partial(self._send_ack, ack_id))
+        finally:
+            ACK_REQUESTED.reset(token)
+
+    def _call_handlers(
+        self, event: str, args: list[Any], on_result: Callable[[Any], None] | None
+    ) -> None:
         run = self.client._run
         # The first handler answers the ack: the socket's own handlers, then the namespace's.
         handlers = self._handlers.get(event) if self._handlers else None

@@ -10,7 +10,7 @@ import pytest
 from server_fakes import FakeConn, settle, socket_of
 
 from sockjet import AckTimeout
-from sockjet.server.acks import ack_value, reply_args
+from sockjet.server.acks import ack_requested, ack_value, reply_args
 from sockjet.server.server import Server
 from sockjet.server.socket import Socket
 
@@ -64,6 +64,28 @@ async def test_async_socket_handler_answers_the_ack() -> None:
     conn.feed('27["add",2,3]')
     await settle()
     assert conn.take() == ["37[5]"]
+
+
+async def test_handlers_can_ask_whether_an_ack_was_requested() -> None:
+    io = Server()
+    seen: list[tuple[str, bool]] = []
+
+    @io.on("plain")
+    def plain(socket: Socket) -> None:
+        seen.append(("plain", ack_requested()))
+
+    @io.on("coro")
+    async def coro(socket: Socket) -> None:
+        await asyncio.sleep(0)  # still known after the handler's first await
+        seen.append(("coro", ack_requested()))
+
+    conn = FakeConn(io)
+    conn.connect()
+    conn.feed('2["plain"]', '21["plain"]', '2["coro"]', '22["coro"]')
+    await settle()
+    assert sorted(seen) == [("coro", False), ("coro", True), ("plain", False), ("plain", True)]
+    assert sorted(conn.take()) == ["31[]", "32[]"]
+    assert ack_requested() is False  # outside a handler, and nothing leaked out of dispatch
 
 
 async def test_socket_handler_answers_before_flat_handler() -> None:

@@ -9,9 +9,6 @@ import { saveRoom, savedRoom } from "./identity.js";
 const ACK_TIMEOUT_MS = 5000;
 const TYPING_SHOWN_MS = 3000;
 const TYPING_THROTTLE_MS = 1500;
-// Errors about these events come back in their acks; the `error` event the server also sends
-// for them would say the same thing twice.
-const ACKED_EVENTS = new Set(["joinRoom", "leaveRoom", "sendMessage"]);
 
 let systemCount = 0;
 const systemLine = (text) => ({
@@ -156,7 +153,8 @@ export function useChat(user) {
       if (e && e.id) {
         setMessages((lines) => lines.map((l) => (l.id === e.id ? { ...l, failed: true } : l)));
         setError(e.message);
-      } else if (e && !ACKED_EVENTS.has(e.event)) {
+      } else if (e) {
+        // Errors about events sent with an ack come back in the ack; this is the rest (typing).
         setError(e.message);
       }
     });
