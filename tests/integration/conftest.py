@@ -63,6 +63,7 @@ async def _serve_asgi(io: Any, stack: contextlib.AsyncExitStack) -> str:
     import uvicorn
 
     from sockjet.serving.asgi import ASGIApp
+    from sockjet.serving.native import stop_accepting
 
     # Bind first: the port is known at once and clients queue in the backlog until uvicorn
     # accepts, so nothing polls for "started".
@@ -85,6 +86,7 @@ async def _serve_asgi(io: Any, stack: contextlib.AsyncExitStack) -> str:
 
     async def stop() -> None:
         await io.close()
+        await stop_accepting([sock])  # uvicorn's close() meets CPython gh-109564 too
         server.should_exit = True
         await asyncio.wait_for(task, 10)
 

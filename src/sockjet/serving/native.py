@@ -26,12 +26,12 @@ from sockjet.serving.websocket import Flusher
 
 if TYPE_CHECKING:
     import ssl as ssl_module
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Iterable
     from types import TracebackType
 
     from sockjet.engine.io import HTTPRequest, HTTPResponse
 
-__all__ = ["DEFAULT_LIMITS", "Engine", "NativeLimits", "NativeServer", "serve"]
+__all__ = ["DEFAULT_LIMITS", "Engine", "NativeLimits", "NativeServer", "serve", "stop_accepting"]
 
 BACKLOG: Final = 2048
 """Listen backlog: a reconnect storm of thousands of clients must not overflow the accept queue."""
@@ -107,7 +107,7 @@ class NativeServer:
     async def _close(self) -> None:
         ctx = self._ctx
         ctx.closing = True  # from here, a connection that comes up is closed at once
-        await self._stop_accepting()
+        await stop_accepting(self._server.sockets)
         self._server.close()
         if ctx.connections:
             ctx.drained = asyncio.get_running_loop().create_future()
@@ -123,25 +123,6 @@ class NativeServer:
                     await asyncio.wait_for(asyncio.shield(ctx.drained), 1.0)
         await self._server.wait_closed()
         self._closed.set()
-
-    async def _stop_accepting(self) -> None:
-        """Stop accepting, then let the accepts already under way attach their transports.
-
-        CPython gh-109564 (open in every version we support): on the stdlib selector loop the
-        transport of an accepted socket is built one iteration later, in a task; a
-        ``Server.close()`` in between fails that build and leaks the socket, never closed and
-        invisible to us. So the listening sockets leave the selector first (this also cancels an
-        accept callback already queued), one iteration lets the pending builds run, and the next
-        runs their ``connection_made``, which sees ``ctx.closing`` and closes them. uvloop
-        accepts and builds in one step: nothing to do there.
-        """
-        loop = asyncio.get_running_loop()
-        if not isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop):
-            return
-        for sock in self._server.sockets:
-            loop.remove_reader(sock.fileno())
-        await asyncio.sleep(0)  # pending _accept_connection2 tasks build their transports
-        await asyncio.sleep(0)  # their connection_made callbacks run
 
     async def serve_forever(self) -> None:
         """Run until :meth:`close` is called; if cancelled, close gracefully first."""
@@ -161,6 +142,26 @@ class NativeServer:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+async def stop_accepting(sockets: Iterable[socket.socket]) -> None:
+    """Stop accepting on listening ``sockets``, then let the accepts under way finish.
+
+    Call it before ``asyncio.Server.close()``. CPython gh-109564 (open in every version we
+    support): on the stdlib selector loop the transport of an accepted socket is built one
+    iteration later, in a task; a ``close()`` in between fails that build and leaks the socket,
+    never closed and invisible to the server. So the listening sockets leave the selector first
+    (which also cancels an accept callback already queued), one iteration lets the pending
+    builds run and the next runs their ``connection_made``. uvloop accepts and builds in one
+    step: nothing to do there.
+    """
+    loop = asyncio.get_running_loop()
+    if not isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop):
+        return
+    for sock in sockets:
+        loop.remove_reader(sock.fileno())
+    await asyncio.sleep(0)  # pending accept tasks build their transports
+    await asyncio.sleep(0)  # their connection_made callbacks run
 
 
 async def serve(
