@@ -14,7 +14,7 @@ import functools
 import random as _random
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Final, Literal, TypeVar, overload
+from typing import Any, Final, TypeVar, overload
 from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
@@ -26,13 +26,8 @@ from sockjet.client.manager import Manager, ManagerState
 from sockjet.client.socket import Auth, ClientSocket
 from sockjet.client.transports import HTTPOptions, HTTPTransports, TransportFactory
 from sockjet.errors import AckTimeout
-from sockjet.protocol.msgpack import MSGPACK_SERIALIZER
-from sockjet.protocol.socketio import (
-    CLIENT_RESERVED_EVENTS,
-    JSON_SERIALIZER,
-    DecoderLimits,
-    Serializer,
-)
+from sockjet.protocol.serializers import SerializerOption, resolve_serializer
+from sockjet.protocol.socketio import CLIENT_RESERVED_EVENTS, DecoderLimits
 
 __all__ = ["MANAGER_EVENTS", "TRANSPORTS", "AsyncClient"]
 
@@ -47,16 +42,6 @@ TRANSPORTS: Final = ("polling", "websocket")
 
 _SCHEMES: Final = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
 _MAX_ATTACHMENTS: Final = 1000
-
-
-def _serializer(value: Literal["json", "msgpack"] | Serializer) -> Serializer:
-    if value == "json":
-        return JSON_SERIALIZER
-    if value == "msgpack":
-        return MSGPACK_SERIALIZER
-    if isinstance(value, str):
-        raise ValueError(f"unknown serializer {value!r}: 'json', 'msgpack' or a Serializer")
-    return value
 
 
 def _split_url(url: str) -> tuple[str, str, dict[str, str]]:
@@ -127,7 +112,7 @@ class AsyncClient:
         timeout: float | None = 20.0,
         retries: int = 0,
         ack_timeout: float | None = None,
-        serializer: Literal["json", "msgpack"] | Serializer = "json",
+        serializer: SerializerOption = "json",
         max_payload: int = 100_000_000,
         http_session: aiohttp.ClientSession | None = None,
         ssl: Any = True,
@@ -157,7 +142,7 @@ class AsyncClient:
         self.timeout = timeout
         self.retries = retries
         self.ack_timeout = ack_timeout
-        self.serializer = _serializer(serializer)
+        self.serializer = resolve_serializer(serializer)
         self.max_payload = max_payload
         self._http_session = http_session
         self._ssl = ssl

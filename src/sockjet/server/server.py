@@ -23,11 +23,12 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from inspect import isawaitable
 from itertools import count
-from typing import Any, Final, Literal, TypeVar, overload
+from typing import Any, Final, TypeVar, overload
 
 from sockjet.engine.cors import CorsOptions
 from sockjet.engine.io import EngineSocket, HTTPRequest
 from sockjet.engine.server import EngineServer
+from sockjet.protocol.serializers import SerializerOption, resolve_serializer
 from sockjet.protocol.socketio import (
     JSON_SERIALIZER,
     DecoderLimits,
@@ -63,18 +64,6 @@ def _default_adapter_factory() -> AdapterFactory:
     return factory
 
 
-def _serializer(value: Literal["json", "msgpack"] | Serializer) -> Serializer:
-    if value == "json":
-        return JSON_SERIALIZER
-    if value == "msgpack":
-        from sockjet.protocol.msgpack import MSGPACK_SERIALIZER
-
-        return MSGPACK_SERIALIZER
-    if isinstance(value, str):
-        raise ValueError(f"unknown serializer {value!r} (use 'json', 'msgpack' or an object)")
-    return value
-
-
 class Server:
     """A Socket.IO server (Node's ``new Server(opts)``).
 
@@ -103,7 +92,7 @@ class Server:
         allow_upgrades: bool = True,
         upgrade_timeout: float = 10.0,
         connect_timeout: float = 45.0,
-        serializer: Literal["json", "msgpack"] | Serializer = "json",
+        serializer: SerializerOption = "json",
         adapter: AdapterFactory | None = None,
         allow_request: Callable[[HTTPRequest], Awaitable[bool]] | None = None,
         http_compression: bool = True,
@@ -143,7 +132,7 @@ class Server:
             max_buffered_bytes=max_buffered_bytes,
         )
         """The Engine.IO server the serving layer feeds."""
-        self.serializer: Serializer = _serializer(serializer)
+        self.serializer: Serializer = resolve_serializer(serializer)
         self._limits = DecoderLimits(max_attachments, max_buffered_bytes)
         self._decoder = self._new_decoder()  # shared by clients between packets
         self._encode_event: Callable[[str, str, Sequence[Any], int | None], list[str | bytes]]
