@@ -14,7 +14,7 @@ from sockjet.server.broadcast import (
 )
 from sockjet.server.client import Client
 from sockjet.server.namespace import Namespace, ParentNamespace
-from sockjet.server.server import Server
+from sockjet.server.server import RunningServer, Server
 from sockjet.server.socket import Handshake, Socket, SocketEmitter
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "Namespace",
     "ParentNamespace",
     "RemoteSocket",
+    "RunningServer",
     "Server",
     "Socket",
     "SocketDetails",

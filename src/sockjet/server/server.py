@@ -23,7 +23,8 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from inspect import isawaitable
 from itertools import count
-from typing import Any, Final, TypeVar, overload
+from types import TracebackType
+from typing import Any, Final, Protocol, Self, TypeVar, overload
 
 from sockjet.engine.cors import CorsOptions
 from sockjet.engine.io import EngineSocket, HTTPRequest
@@ -62,6 +63,38 @@ def _default_adapter_factory() -> AdapterFactory:
     module = importlib.import_module(_DEFAULT_ADAPTER[0])
     factory: AdapterFactory = getattr(module, _DEFAULT_ADAPTER[1])
     return factory
+
+
+class RunningServer(Protocol):
+    """What :meth:`Server.serve` returns: the native server, running
+    (``sockjet.serving.native.NativeServer``, which is checked against this protocol)."""
+
+    @property
+    def port(self) -> int:
+        """The bound port (the one the OS chose for ``port=0``)."""
+        ...
+
+    @property
+    def connections(self) -> int:
+        """Open HTTP and WebSocket connections."""
+        ...
+
+    async def close(self) -> None:
+        """Stop accepting and close every connection (WebSockets with 1001). Idempotent."""
+        ...
+
+    async def serve_forever(self) -> None:
+        """Run until :meth:`close` is called."""
+        ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
 
 
 class Server:
@@ -420,13 +453,16 @@ class Server:
             if pending:
                 await asyncio.wait(pending)
 
-    async def serve(self, host: str = "127.0.0.1", port: int = 5000, **options: Any) -> Any:
+    async def serve(
+        self, host: str = "127.0.0.1", port: int = 5000, **options: Any
+    ) -> RunningServer:
         """Serve this server with the native HTTP/WebSocket server; returns it running
-        (``sockjet.serving.native.NativeServer``: ``.port``, ``await .close()``). ``options``
-        go to ``sockjet.serving.native.serve`` (``static_dir``, ``ssl``...)."""
+        (:class:`RunningServer`: ``.port``, ``await .close()``). ``options`` go to
+        ``sockjet.serving.native.serve`` (``static_dir``, ``ssl``...)."""
         self._start_adapters()
         native = importlib.import_module(_NATIVE_SERVING)
-        return await native.serve(self.engine, host, port, **options)
+        running: RunningServer = await native.serve(self.engine, host, port, **options)
+        return running
 
     def run(self, host: str = "127.0.0.1", port: int = 5000, **options: Any) -> None:
         """Serve until SIGINT (Ctrl-C) or SIGTERM, then shut down gracefully: every socket

@@ -144,6 +144,12 @@ class NativeServer:
         await self.close()
 
 
+if TYPE_CHECKING:
+    from sockjet.server.server import RunningServer
+
+    _SERVES_AS: type[RunningServer] = NativeServer  # Server.serve() promises this protocol
+
+
 async def stop_accepting(sockets: Iterable[socket.socket]) -> None:
     """Stop accepting on listening ``sockets``, then let the accepts under way finish.
 
