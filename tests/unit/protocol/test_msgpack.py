@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import sys
 from typing import Any
 
 import msgpack  # type: ignore[import-untyped]
@@ -12,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import sockjet.protocol.msgpack
 from sockjet.errors import InvalidPacket
 from sockjet.protocol.json import MAX_DEPTH
 from sockjet.protocol.msgpack import MSGPACK_SERIALIZER, MsgpackDecoder, MsgpackSerializer
@@ -221,24 +221,37 @@ def test_deeper_nesting_is_refused(depth: int) -> None:
         decode(pack({"type": 2, "data": nested(depth), "nsp": "/"}))
 
 
-def test_a_recursion_error_while_checking_depth_is_an_invalid_packet() -> None:
-    encoded = pack({"type": 2, "data": nested(100), "nsp": "/" + "n" * MAX_DEPTH})
-    limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(_stack_depth() + 30)
-    try:
-        with pytest.raises(InvalidPacket):
-            decode(encoded)
-    finally:
-        sys.setrecursionlimit(limit)
+def test_deep_nesting_in_a_large_message_is_refused() -> None:
+    # Large messages skip the header count and are walked directly.
+    data = [*nested(MAX_DEPTH + 1), "x" * 10_000]
+    with pytest.raises(InvalidPacket, match="deeper"):
+        decode(pack({"type": 2, "data": data, "nsp": "/"}))
 
 
-def _stack_depth() -> int:
-    frame: Any = sys._getframe()
-    depth = 0
-    while frame is not None:
-        depth += 1
-        frame = frame.f_back
-    return depth
+@pytest.mark.parametrize(
+    "data",
+    [
+        ["e", [[] for _ in range(MAX_DEPTH * 2)]],  # many containers, shallow: walked, accepted
+        ["e", [[] for _ in range(MAX_DEPTH * 2)], "x" * 10_000],  # ... in a large message
+        ["e", "\x90" * MAX_DEPTH * 2],  # header-like bytes inside a string
+        ["e", b"\x91" * MAX_DEPTH * 2],  # ... and inside binary data
+    ],
+)
+def test_many_container_headers_are_not_depth(data: list[Any]) -> None:
+    assert decode(pack({"type": 2, "data": data, "nsp": "/"})).data == data
+
+
+def test_a_recursion_error_while_checking_depth_is_an_invalid_packet(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The walk recurses; a caller already deep in its own stack may hit the recursion limit.
+    def exhausted(value: Any) -> bool:
+        raise RecursionError
+
+    monkeypatch.setattr(sockjet.protocol.msgpack, "depth_within", exhausted)
+    encoded = pack({"type": 2, "data": ["e", [[] for _ in range(MAX_DEPTH)]], "nsp": "/"})
+    with pytest.raises(InvalidPacket, match="deeper"):
+        decode(encoded)
 
 
 def test_serializer_shape() -> None:
