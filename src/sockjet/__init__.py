@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from sockjet.server import (
         BroadcastAckTimeout,
         BroadcastOperator,
+        ConnectionStateRecovery,
         Handshake,
         Namespace,
         RemoteSocket,
@@ -39,6 +40,7 @@ _LAZY: dict[str, str] = {
     "BroadcastOperator": "sockjet.server",
     "ClientSocket": "sockjet.client",
     "ConnectError": "sockjet.client",
+    "ConnectionStateRecovery": "sockjet.server",
     "Emitter": "sockjet.adapters.emitter",
     "Handshake": "sockjet.server",
     "Namespace": "sockjet.server",
@@ -69,6 +71,7 @@ __all__ = [
     "ClientSocket",
     "ConnectError",
     "ConnectionRefused",
+    "ConnectionStateRecovery",
     "Emitter",
     "Handshake",
     "HandshakeError",

@@ -450,13 +450,15 @@ class NodePuppet(_LineProcess):
 class NodeClient:
     """One official socket.io-client socket inside the puppet."""
 
-    __slots__ = ("_mail", "handle", "id", "nsp", "puppet")
+    __slots__ = ("_mail", "handle", "id", "nsp", "puppet", "recovered")
 
     def __init__(self, puppet: NodePuppet, handle: str, nsp: str) -> None:
         self.puppet = puppet
         self.handle = handle
         self.nsp = nsp
         self.id: str | None = None
+        self.recovered = False
+        """``socket.recovered`` at the last connect (connection state recovery)."""
         self._mail = _Mailbox()
 
     def __repr__(self) -> str:
@@ -470,6 +472,7 @@ class NodeClient:
         else:
             if kind == "connect":
                 self.id = msg.get("id")
+                self.recovered = bool(msg.get("recovered"))
             self._mail.put("$" + kind, msg)
 
     def _timeout(self, timeout: float | None) -> float:

@@ -21,6 +21,7 @@ from typing import Any
 from sockjet.protocol.socketio import Packet
 from sockjet.server.broadcast import BroadcastFlags, BroadcastOptions, Room, SocketDetails, SocketId
 from sockjet.server.namespace import Namespace
+from sockjet.server.recovery import RecoveryStore
 from sockjet.server.socket import Socket
 
 __all__ = [
@@ -35,6 +36,10 @@ __all__ = [
 
 class BaseAdapter(ABC):
     """Abstract adapter of one namespace (``nsp``)."""
+
+    recovery: RecoveryStore | None = None
+    """Where packets and sessions are kept for connection state recovery; an adapter that
+    leaves it None does not support recovery (sockets then always start afresh)."""
 
     def __init__(self, nsp: Namespace) -> None:
         self.nsp = nsp

@@ -20,6 +20,7 @@ from sockjet.protocol.socketio import Packet
 from sockjet.server.acks import BroadcastAckTracker
 from sockjet.server.broadcast import BroadcastOptions, Room, SocketDetails, SocketId
 from sockjet.server.namespace import Namespace
+from sockjet.server.recovery import RecoveryStore
 from sockjet.server.socket import Socket
 
 __all__ = ["MemoryAdapter"]
@@ -32,6 +33,8 @@ class MemoryAdapter(BaseAdapter):
         super().__init__(nsp)
         self.rooms: dict[Room, set[SocketId]] = {}
         self.sids: dict[SocketId, set[Room]] = {}
+        options = nsp.server.connection_state_recovery
+        self.recovery = None if options is None else RecoveryStore(options)
 
     async def server_count(self) -> int:
         return 1
@@ -129,8 +132,11 @@ class MemoryAdapter(BaseAdapter):
     # -- delivery -----------------------------------------------------------------------------
 
     def broadcast(self, packet: Packet, opts: BroadcastOptions) -> None:
-        outgoing = self._encode(packet, opts)
         volatile = opts.flags.volatile
+        recovery = self.recovery
+        if recovery is not None and not volatile:
+            recovery.record(packet.data, opts)  # appends the offset the client will remember
+        outgoing = self._encode(packet, opts)
         if len(outgoing) == 1:
             message = outgoing[0]
             for socket in self._select(opts):

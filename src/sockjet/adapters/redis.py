@@ -111,6 +111,15 @@ class RedisAdapter(MemoryAdapter):
         self._requests: dict[str, Gather] = {}
         self._ack_requests: dict[str, tuple[AckRequest, asyncio.TimerHandle]] = {}
         self._servers = 1
+        if self.recovery is not None:
+            # Like Node's @socket.io/redis-adapter: a session kept here would be looked for on
+            # whichever node the client reconnects to, and offsets would reach Node peers.
+            self.recovery = None
+            logger.warning(
+                "the Redis adapter does not support connection state recovery: namespace %s "
+                "will not recover sockets",
+                nsp.name,
+            )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.nsp.name!r}, uid={self.uid!r})"

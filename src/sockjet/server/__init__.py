@@ -14,6 +14,7 @@ from sockjet.server.broadcast import (
 )
 from sockjet.server.client import Client
 from sockjet.server.namespace import Namespace, ParentNamespace
+from sockjet.server.recovery import ConnectionStateRecovery
 from sockjet.server.server import RunningServer, Server
 from sockjet.server.socket import Handshake, Socket, SocketEmitter
 
@@ -25,6 +26,7 @@ __all__ = [
     "BroadcastOperator",
     "BroadcastOptions",
     "Client",
+    "ConnectionStateRecovery",
     "Handshake",
     "Namespace",
     "ParentNamespace",

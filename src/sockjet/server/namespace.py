@@ -44,6 +44,7 @@ from sockjet.server.socket import Socket, check_event
 
 if TYPE_CHECKING:
     from sockjet.server.client import Client
+    from sockjet.server.recovery import RecoveryStore
     from sockjet.server.server import Server
 
 __all__ = ["Namespace", "NamespaceMatcher", "ParentNamespace"]
@@ -87,6 +88,7 @@ class Namespace:
             self._server_side = parent._server_side
         self.adapter: Adapter = self._make_adapter()
         server._init_adapter(self.adapter)
+        self._recovery: RecoveryStore | None = getattr(self.adapter, "recovery", None)
 
     def _make_adapter(self) -> Adapter:
         return self.server._adapter_factory(self)
@@ -258,8 +260,18 @@ class Namespace:
 
     def _add(self, client: Client, auth: dict[str, Any]) -> None:
         """A client asked to connect: run the middlewares, then connect or refuse."""
-        socket = Socket(self, client, auth)
+        recovery = self._recovery
+        restored = None
+        if recovery is not None:
+            # The official client sends these in its auth once it has a session to recover.
+            pid, offset = auth.get("pid"), auth.get("offset")
+            if isinstance(pid, str) and (offset is None or isinstance(offset, str)):
+                restored = recovery.restore(pid, offset)
+        socket = Socket(self, client, auth, restored)
         self._connecting += 1
+        if restored is not None and recovery is not None and recovery.options.skip_middlewares:
+            self._connect(socket)
+            return
         middlewares = tuple(self._middlewares)
         for index, middleware in enumerate(middlewares):
             try:

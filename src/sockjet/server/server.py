@@ -47,6 +47,7 @@ from sockjet.server.broadcast import (
 )
 from sockjet.server.client import Client
 from sockjet.server.namespace import Namespace, NamespaceMatcher, ParentNamespace
+from sockjet.server.recovery import ConnectionStateRecovery
 from sockjet.server.socket import Socket
 
 __all__ = ["Server"]
@@ -105,7 +106,10 @@ class Server:
     per message/polling body; ``max_attachments`` and ``max_buffered_bytes`` per binary packet
     (and the per-connection outbound buffer); ``max_concurrent_handlers`` handler tasks per
     connection (see :mod:`sockjet.server.client`); a client that joins no namespace within
-    ``connect_timeout`` is closed.
+    ``connect_timeout`` is closed. ``connection_state_recovery`` (True, or a
+    :class:`~sockjet.server.recovery.ConnectionStateRecovery` with its limits) lets a client back
+    within minutes recover its id, rooms, data and missed packets (Node's option of that name;
+    the memory adapter supports it, the Redis adapter does not, like Node's).
     """
 
     def __init__(
@@ -134,6 +138,7 @@ class Server:
         max_buffered_bytes: int = 1_000_000,
         max_concurrent_handlers: int = 64,
         cleanup_empty_child_namespaces: bool = True,
+        connection_state_recovery: ConnectionStateRecovery | bool = False,
     ) -> None:
         if max_concurrent_handlers < 1:
             raise ValueError("max_concurrent_handlers must be at least 1")
@@ -177,6 +182,12 @@ class Server:
         self._max_handlers = max_concurrent_handlers
         self._max_backlog_bytes = max_buffered_bytes
         self._cleanup_children = cleanup_empty_child_namespaces
+        if connection_state_recovery is True:
+            connection_state_recovery = ConnectionStateRecovery()
+        self.connection_state_recovery: ConnectionStateRecovery | None = (
+            connection_state_recovery or None
+        )
+        """Recovery options when enabled (see :mod:`sockjet.server.recovery`), else None."""
         self._adapter_factory: AdapterFactory = adapter or _default_adapter_factory()
         self._adapters_waiting: list[Adapter] | None = []
         self._tasks: set[asyncio.Task[None]] = set()

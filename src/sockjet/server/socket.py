@@ -36,8 +36,10 @@ from sockjet.server.broadcast import (
     Adapter,
     BroadcastFlags,
     BroadcastOperator,
+    BroadcastOptions,
     Room,
 )
+from sockjet.server.recovery import RECOVERABLE_REASONS, PersistedSession, RestoredSession
 
 if TYPE_CHECKING:
     from sockjet.server.client import Client
@@ -47,6 +49,8 @@ if TYPE_CHECKING:
 __all__ = ["Handshake", "Socket", "SocketEmitter"]
 
 logger = logging.getLogger("sockjet.server")
+
+_UNCOMPRESSED: Final = BroadcastFlags(compress=False)
 
 H = TypeVar("H", bound=Callable[..., Any])
 
@@ -145,23 +149,44 @@ class Socket:
         "_issued",
         "_lifecycle",
         "_middlewares",
+        "_pid",
+        "_restored",
+        "_since",
         "_state",
         "client",
         "conn",
         "id",
         "nsp",
+        "recovered",
     )
 
-    def __init__(self, nsp: Namespace, client: Client, auth: dict[str, Any]) -> None:
-        self.id: str = secrets.token_urlsafe(15)
+    def __init__(
+        self,
+        nsp: Namespace,
+        client: Client,
+        auth: dict[str, Any],
+        restored: RestoredSession | None = None,
+    ) -> None:
+        self.id: str
         """The Socket.IO id (not the Engine.IO session id); also the name of its own room."""
+        self.recovered = restored is not None
+        """Whether this socket recovered the session of an earlier connection (connection state
+        recovery): same id, rooms and ``data``, and the packets it missed were sent again."""
+        self._restored = restored
+        self._since = 0
+        if restored is not None:
+            self.id = restored.sid
+            self._pid: str | None = restored.pid
+        else:
+            self.id = secrets.token_urlsafe(15)
+            self._pid = None if nsp._recovery is None else secrets.token_urlsafe(15)
         self.nsp = nsp
         self.client = client
         self.conn: EngineSocket = client.conn
         self._state = _CONNECTING
         self._auth = auth
         self._issued = int(time.time() * 1000)
-        self._data: dict[str, Any] | None = None
+        self._data: dict[str, Any] | None = None if restored is None else restored.data
         self._handshake: Handshake | None = None
         self._handlers: dict[str, list[Callable[..., Any]]] | None = None
         self._lifecycle: dict[str, list[Callable[..., Any]]] | None = None
@@ -379,9 +404,18 @@ class Socket:
             run = self.client._run
             for listener in tuple(self._any_out):
                 run(listener, (event, *args))
+        nsp = self.nsp
+        if nsp._recovery is not None and ack_id is None and not volatile:
+            # As Node does: through the adapter, so the packet is recorded (with its offset)
+            # and sent again if the client recovers, even when emitted while it is away.
+            flags = DEFAULT_FLAGS if compress else _UNCOMPRESSED
+            nsp.adapter.broadcast(
+                Packet(PacketType.EVENT, nsp.name, [event, *args]),
+                BroadcastOptions(frozenset((self.id,)), frozenset(), flags),
+            )
+            return self._state <= _CLOSING
         if self._state > _CLOSING:
             return False
-        nsp = self.nsp
         return self._write_payloads(
             nsp.server._encode_event(nsp.name, event, args, ack_id), volatile, compress
         )
@@ -481,8 +515,22 @@ class Socket:
 
     def _on_connect(self) -> None:
         self._state = _CONNECTED
-        self.nsp.adapter.add_all(self.id, (self.id,))
-        self._send_packet(Packet(PacketType.CONNECT, self.nsp.name, {"sid": self.id}))
+        nsp = self.nsp
+        nsp.adapter.add_all(self.id, (self.id,))
+        pid = self._pid
+        if pid is None:
+            self._send_packet(Packet(PacketType.CONNECT, nsp.name, {"sid": self.id}))
+            return
+        recovery = nsp._recovery
+        if recovery is not None:
+            self._since = recovery.position  # recovering without offset starts here
+        restored, self._restored = self._restored, None
+        if restored is not None:
+            nsp.adapter.add_all(self.id, restored.rooms)
+        self._send_packet(Packet(PacketType.CONNECT, nsp.name, {"sid": self.id, "pid": pid}))
+        if restored is not None:
+            for data in restored.missed:  # in order, after the CONNECT (Node sends them before)
+                self._send_packet(Packet(PacketType.EVENT, nsp.name, data))
 
     def _on_close(self, reason: str) -> None:
         if self._state != _CONNECTED:
@@ -490,6 +538,10 @@ class Socket:
         self._state = _CLOSING
         self._fire("disconnecting", reason)
         self._final_rooms = self.nsp.adapter.socket_rooms(self.id)
+        recovery = self.nsp._recovery
+        if recovery is not None and self._pid is not None and reason in RECOVERABLE_REASONS:
+            rooms = list(self._final_rooms or ())
+            recovery.persist(PersistedSession(self.id, self._pid, rooms, self._data, self._since))
         self._cleanup()
         self.client._remove(self)
         acks, self._acks = self._acks, None

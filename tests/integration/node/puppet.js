@@ -130,6 +130,7 @@ function connect(msg) {
     report(handle, "connect", {
       id: socket.id,
       transport: manager.engine ? manager.engine.transport.name : null,
+      recovered: Boolean(socket.recovered),
     }),
   );
   socket.on("connect_error", (err) =>

@@ -85,6 +85,20 @@ async def test_broadcasts_are_published_then_delivered_locally() -> None:
     assert bus.take() == [] and events(conn) == []
 
 
+async def test_connection_state_recovery_is_not_supported_and_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bus = FakeBus(1)
+    with caplog.at_level(logging.WARNING, "sockjet.adapters.redis"):
+        io = Server(adapter=FakeFactory(bus), connection_state_recovery=True)
+    assert "does not support connection state recovery" in caplog.text
+    assert io.sockets.adapter.recovery is None  # type: ignore[attr-defined]
+    conn, _sid = client(io)
+    io.emit("hello", 1)
+    assert events(conn) == [["hello", 1]]  # no offset appended
+    assert unpack(bus.take()[0][1])[1]["data"] == ["hello", 1]
+
+
 async def test_room_operations_publish_and_apply_locally() -> None:
     io, bus, _ = cluster()
     _conn, sid = client(io)
