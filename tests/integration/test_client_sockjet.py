@@ -156,3 +156,52 @@ async def test_a_server_that_shuts_down_and_stays_down() -> None:
         await asyncio.wait_for(client.wait(), 5)
         assert not client.connected
     assert client_tasks() == []
+
+
+@pytest.mark.parametrize("transports", [["polling", "websocket"], ["websocket"], ["polling"]])
+async def test_connection_state_recovery_with_our_server(
+    serve: Serve, transports: list[str]
+) -> None:
+    io = sockjet.Server(connection_state_recovery=True)
+    seen = Events()
+
+    @io.on("connection")
+    def connection(socket: sockjet.Socket) -> None:
+        seen.put("connection", socket)
+
+    @io.on("join")
+    def join(socket: sockjet.Socket, room: str) -> None:
+        socket.join(room)
+
+    @io.on("disconnect")
+    def disconnect(socket: sockjet.Socket, reason: str) -> None:
+        io.to("r").emit("missed", socket.id)  # while the client is surely away
+        seen.put("disconnect", reason)
+
+    url = await serve(io)
+    events = Events()
+    async with AsyncClient(reconnection_delay=0.05, reconnection_delay_max=0.1) as client:
+        client.on("live", events.handler("live"))
+        client.on("missed", events.handler("missed"))
+        client.on("connect", lambda: events.put("connect", client.recovered))
+        await client.connect(url, transports=transports)
+        assert await events.get("connect") is False
+        first: sockjet.Socket = await seen.get("connection")
+        assert client.recovered is False
+        await client.emit_with_ack("join", "r")
+        io.to("r").emit("live", 1)
+        value, offset = await events.get("live")  # the server's offset comes last
+        assert value == 1 and isinstance(offset, str)
+
+        first.conn.close()  # the server drops the connection: "forced close", recoverable
+        assert await seen.get("disconnect") == "forced close"
+        again: sockjet.Socket = await seen.get("connection")
+        assert again.recovered and again.id == first.id
+        assert await events.get("connect") is True
+        assert client.sid == first.id
+        assert (await events.get("missed"))[0] == first.id
+        assert again.rooms == {again.id, "r"}
+        io.to("r").emit("live", 2)
+        assert (await events.get("live"))[0] == 2
+        assert events.pending("missed") == 0
+    assert client_tasks() == []

@@ -192,6 +192,14 @@ class AsyncClient:
         return socket.id if socket is not None else None
 
     @property
+    def recovered(self) -> bool:
+        """Whether the namespace ``"/"`` recovered its session at its last reconnection
+        (``client.socket(nsp).recovered`` for others); see
+        :attr:`ClientSocket.recovered <sockjet.client.socket.ClientSocket.recovered>`."""
+        socket = self._sockets.get("/")
+        return socket.recovered if socket is not None else False
+
+    @property
     def transport(self) -> str | None:
         """``"polling"`` or ``"websocket"`` while connected, else None."""
         manager = self._manager

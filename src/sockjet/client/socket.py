@@ -15,6 +15,10 @@ and keeps the application's view of that namespace steady across reconnections:
 * **Retries** (``retries > 0``): every emit waits for an acknowledgement, one at a time and in
   order; an emit that gets none (ack timeout, or the connection dropped) is sent again, up to
   ``retries`` more times: at-least-once delivery.
+* **Connection state recovery** (when the server enables it): the server's CONNECT answer
+  carries a private session id (``pid``) and each event it broadcasts ends with an offset; every
+  later CONNECT sends both back, so that after a temporary disconnection the server can restore
+  the session (same id, rooms) and replay the events missed meanwhile (``recovered``).
 """
 
 from __future__ import annotations
@@ -136,10 +140,13 @@ class ClientSocket:
         "_clock",
         "_handlers",
         "_hooks",
+        "_last_offset",
         "_manager",
         "_next_ack_id",
+        "_pid",
         "_queue",
         "_receive_buffer",
+        "_recovered",
         "_retries",
         "_runner",
         "_send_buffer",
@@ -184,6 +191,11 @@ class ClientSocket:
         self._send_buffer: list[tuple[int | None, list[str | bytes]]] = []
         self._receive_buffer: list[tuple[list[Any], int | None]] = []
         self._queue: deque[_Queued] = deque()
+        # Connection state recovery: both stay across disconnections, as in the JS client;
+        # whether a session can be restored is the server's call.
+        self._pid: str | None = None
+        self._last_offset: str | None = None
+        self._recovered = False
 
     def __repr__(self) -> str:
         state = "connected" if self.connected else "active" if self._active else "inactive"
@@ -237,6 +249,15 @@ class ClientSocket:
     def active(self) -> bool:
         """Whether this socket wants to be connected (it reconnects with the manager)."""
         return self._active
+
+    @property
+    def recovered(self) -> bool:
+        """Whether the last (re)connection of this namespace recovered the previous session
+        (connection state recovery, enabled on the server): the socket kept its id and rooms,
+        and the events broadcast while it was away were delivered before its ``connect``
+        handlers ran. False until such a reconnection, and after any connection the server did
+        not recover (the first one, a session too old, a ``disconnect()``, no support)."""
+        return self._recovered
 
     @property
     def manager(self) -> Manager | None:
@@ -478,6 +499,14 @@ class ClientSocket:
         if data is not None and not isinstance(data, dict):
             self._refused(ConnectError("auth failed", description="auth must be a dict or None"))
             return
+        if self._pid is not None:
+            # Ask the server to restore the session; the application's auth keys win, as with
+            # the JS client's Object.assign({pid, offset}, auth). No offset yet: no key (JSON
+            # has no undefined; Node's server then starts a new session).
+            session: dict[str, Any] = {"pid": self._pid}
+            if self._last_offset is not None:
+                session["offset"] = self._last_offset
+            data = {**session, **(data or {})}
         try:
             messages = self._encode(Packet(PacketType.CONNECT, self.nsp, data))
         except (TypeError, ValueError) as exc:
@@ -518,8 +547,10 @@ class ClientSocket:
         kind = packet.type
         if kind is _EVENT or kind is _BINARY_EVENT:
             if self.connected:
+                self._track_offset(packet.data, packet.id)
                 self._dispatch(packet.data, packet.id)
             elif len(self._receive_buffer) < MAX_RECEIVE_BUFFER:
+                self._track_offset(packet.data, packet.id)
                 self._receive_buffer.append((packet.data, packet.id))
         elif kind is _ACK or kind is _BINARY_ACK:
             ack = self._acks.pop(packet.id, None) if packet.id is not None else None
@@ -540,6 +571,19 @@ class ClientSocket:
             else:
                 self._refused(ConnectError(str(data)))
 
+    def _track_offset(self, data: list[Any], ack_id: int | None) -> None:
+        """Remember the offset a recovery-enabled server appended to an event (its last
+        argument), while a session id is known.
+
+        Events asking for an acknowledgement carry none (the server does not store them; the JS
+        client sees its ack callback last and skips them too). An event without arguments has
+        none either: unlike the JS client, its name is not taken for an offset.
+        """
+        if self._pid is not None and ack_id is None and len(data) > 1:
+            last = data[-1]
+            if isinstance(last, str):
+                self._last_offset = last
+
     def _on_connect(self, data: Any) -> None:
         sid = data.get("sid") if isinstance(data, dict) else None
         if not isinstance(sid, str):
@@ -547,6 +591,10 @@ class ClientSocket:
             return
         manager = self._manager
         assert manager is not None
+        pid = data.get("pid")
+        pid = pid if isinstance(pid, str) and pid else None  # only with recovery enabled
+        self._recovered = pid is not None and pid == self._pid
+        self._pid = pid
         self.id = sid
         self.connected = True
         received, self._receive_buffer = self._receive_buffer, []
