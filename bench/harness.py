@@ -48,6 +48,7 @@ class ServerSpec:
     name: str
     argv: tuple[str, ...]
     polling: bool = True  # serves HTTP long-polling
+    default: bool = True  # compared when no --servers is given
 
 
 _PY = sys.executable
@@ -73,6 +74,17 @@ SERVERS: dict[str, ServerSpec] = {
             "floor-ws",
             ("node", str(_SERVERS_DIR / "node_ws_floor.js"), "--port", "{port}"),
             polling=False,
+        ),
+        # Connection state recovery on (every broadcast recorded): its cost, on demand only.
+        ServerSpec(
+            "sockjet-recovery",
+            (_PY, str(_SERVERS_DIR / "sockjet_server.py"), "--port", "{port}", "--recovery"),
+            default=False,
+        ),
+        ServerSpec(
+            "node-recovery",
+            ("node", str(_SERVERS_DIR / "node_socketio.js"), "--port", "{port}", "--recovery"),
+            default=False,
         ),
     )
 }
@@ -202,7 +214,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, rounds: int = 5) -> No
     """Options every load scenario has."""
     parser.add_argument(
         "--servers",
-        default=",".join(SERVERS),
+        default=",".join(name for name, spec in SERVERS.items() if spec.default),
         help="comma-separated servers to compare (default: %(default)s)",
     )
     parser.add_argument("--rounds", type=int, default=rounds, help="rounds (default %(default)s)")

@@ -1,5 +1,5 @@
 // Node's reference socket.io 4.8 implementing the benchmark contract.
-//   node bench/servers/node_socketio.js --port P
+//   node bench/servers/node_socketio.js --port P [--recovery]
 // Modules resolve from tests/js/node_modules (installed by ./dev setup). Prints "READY <port>".
 "use strict";
 const path = require("path");
@@ -10,7 +10,9 @@ const { Server } = req("socket.io");
 
 const port = Number(process.argv[process.argv.indexOf("--port") + 1]);
 const httpServer = http.createServer();
-const io = new Server(httpServer, { maxHttpBufferSize: 16e6 });
+const options = { maxHttpBufferSize: 16e6 };
+if (process.argv.includes("--recovery")) options.connectionStateRecovery = {};
+const io = new Server(httpServer, options);
 io.on("connection", (socket) => {
   socket.on("echo", (data, ack) => ack(data));
   socket.on("bcast", (data) => io.emit("tick", data));

@@ -1,6 +1,6 @@
 """sockjet implementing the benchmark contract, native or under uvicorn (ASGI).
 
-``python bench/servers/sockjet_server.py --port P [--mode native|asgi]``
+``python bench/servers/sockjet_server.py --port P [--mode native|asgi] [--recovery]``
 
 Contract, namespace ``/``: ``echo`` with ack -> ack with the same data; ``bcast`` data ->
 ``io.emit("tick", data)``; ``join`` {room} with ack -> join, then ack; ``room_bcast``
@@ -20,9 +20,9 @@ from typing import Any
 import sockjet
 
 
-def build() -> sockjet.Server:
-    """The contract's Socket.IO server."""
-    io = sockjet.Server(max_buffered_bytes=16_000_000)
+def build(recovery: bool = False) -> sockjet.Server:
+    """The contract's Socket.IO server (``recovery``: with connection state recovery)."""
+    io = sockjet.Server(max_buffered_bytes=16_000_000, connection_state_recovery=recovery)
 
     @io.on("echo")
     def echo(socket: sockjet.Socket, data: Any) -> Any:
@@ -87,10 +87,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--mode", choices=("native", "asgi"), default="native")
+    parser.add_argument("--recovery", action="store_true", help="connection state recovery on")
     args = parser.parse_args()
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    io = build()
+    io = build(args.recovery)
     if args.mode == "native":
         import uvloop
 
