@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Final
 
+from sockjet.engine.cookie import SessionCookie
 from sockjet.engine.cors import CorsOptions, CorsPolicy
 from sockjet.engine.io import (
     EngineSocket,
@@ -77,6 +78,9 @@ class EngineServer:
       are dropped; over four times it, the session closes with ``"transport error"``.
     * ``close_timeout``: how long a server-side close over polling waits for the client's next
       GET to deliver what is queued and the CLOSE packet (Node's 30 s).
+
+    ``cookie``: set a session cookie on polling handshakes, for load balancers that stick by
+    cookie (:class:`~sockjet.engine.cookie.SessionCookie`).
     """
 
     def __init__(
@@ -96,6 +100,7 @@ class EngineServer:
         per_message_deflate: bool = False,
         max_buffered_bytes: int = 1_000_000,
         close_timeout: float = 30.0,
+        cookie: SessionCookie | None = None,
     ) -> None:
         if isinstance(transports, str) or not transports or not set(transports) <= _TRANSPORTS:
             raise ValueError(f"transports must be a non-empty subset of {sorted(_TRANSPORTS)}")
@@ -124,6 +129,8 @@ class EngineServer:
         """Whether the serving layer should negotiate permessage-deflate."""
         self.max_buffered_bytes = max_buffered_bytes
         self.close_timeout = close_timeout
+        self.cookie = cookie
+        """The session cookie set on polling handshakes (see :mod:`sockjet.engine.cookie`)."""
         self._allow_request = allow_request
         self._cors = CorsPolicy(cors)
         self._transport_set = frozenset(transports)
@@ -169,6 +176,8 @@ class EngineServer:
                     return HTTPResponse(500, list(cors_headers))
                 polling = session.polling
                 assert polling is not None  # a new polling session
+                if self.cookie is not None:
+                    cors_headers = [*cors_headers, self.cookie.header(session.sid)]
                 return await polling.handle_get(request, cors_headers)
             # check_request found the session just now (no await since) on its polling transport
             polling = self._sessions[sid].polling

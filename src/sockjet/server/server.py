@@ -26,6 +26,7 @@ from itertools import count
 from types import TracebackType
 from typing import Any, Final, Protocol, Self, TypeVar, overload
 
+from sockjet.engine.cookie import SessionCookie
 from sockjet.engine.cors import CorsOptions
 from sockjet.engine.io import EngineSocket, HTTPRequest
 from sockjet.engine.server import EngineServer
@@ -109,7 +110,9 @@ class Server:
     ``connect_timeout`` is closed. ``connection_state_recovery`` (True, or a
     :class:`~sockjet.server.recovery.ConnectionStateRecovery` with its limits) lets a client back
     within minutes recover its id, rooms, data and missed packets (Node's option of that name;
-    the memory adapter supports it, the Redis adapter does not, like Node's).
+    the memory adapter supports it, the Redis adapter does not, like Node's). ``cookie`` (True,
+    or a :class:`~sockjet.engine.cookie.SessionCookie`) sets a cookie holding the session id on
+    polling handshakes, for load balancers that stick by cookie.
     """
 
     def __init__(
@@ -139,6 +142,7 @@ class Server:
         max_concurrent_handlers: int = 64,
         cleanup_empty_child_namespaces: bool = True,
         connection_state_recovery: ConnectionStateRecovery | bool = False,
+        cookie: SessionCookie | bool = False,
     ) -> None:
         if max_concurrent_handlers < 1:
             raise ValueError("max_concurrent_handlers must be at least 1")
@@ -168,6 +172,7 @@ class Server:
             http_compression=http_compression,
             per_message_deflate=per_message_deflate,
             max_buffered_bytes=max_buffered_bytes,
+            cookie=SessionCookie() if cookie is True else cookie or None,
         )
         """The Engine.IO server the serving layer feeds."""
         self.serializer: Serializer = resolve_serializer(serializer)

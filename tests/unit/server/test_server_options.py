@@ -13,6 +13,7 @@ from server_fakes import FakeConn, settle, socket_of
 
 import sockjet
 from sockjet.adapters.memory import MemoryAdapter
+from sockjet.engine.cookie import SessionCookie
 from sockjet.engine.server import EngineServer
 from sockjet.protocol.socketio import JSON_SERIALIZER, Packet
 from sockjet.server.namespace import Namespace
@@ -275,3 +276,10 @@ async def test_start_starts_the_adapters_once() -> None:
     await asyncio.sleep(0)
     assert started == ["/"]
     await io.close()
+
+
+def test_cookie_option_reaches_the_engine() -> None:
+    assert Server().engine.cookie is None
+    assert Server(cookie=True).engine.cookie == SessionCookie()
+    custom = SessionCookie(name="lb", secure=True)
+    assert Server(cookie=custom).engine.cookie is custom
