@@ -132,6 +132,7 @@ class EngineServer:
         self.cookie = cookie
         """The session cookie set on polling handshakes (see :mod:`sockjet.engine.cookie`)."""
         self._allow_request = allow_request
+        self._error_handlers: list[Callable[[HTTPRequest, HandshakeError], None]] = []
         self._cors = CorsPolicy(cors)
         self._transport_set = frozenset(transports)
         self._upgradable = allow_upgrades and self._transport_set >= _TRANSPORTS
@@ -157,13 +158,26 @@ class EngineServer:
         """True once :meth:`close` was called."""
         return self._closed
 
+    # -- events ---------------------------------------------------------------------------------
+
+    def on_connection_error(
+        self, handler: Callable[[HTTPRequest, HandshakeError], None]
+    ) -> Callable[[HTTPRequest, HandshakeError], None]:
+        """Call ``handler(request, error)`` for every refused Engine.IO request (Node's
+        ``io.engine.on("connection_error")``): an unknown sid, a bad transport, a refused
+        Origin or ``allow_request``... ``error.code`` and ``error.message`` are what the client
+        gets. Usable as a decorator; the handler must not block (it runs inline).
+        """
+        self._error_handlers.append(handler)
+        return handler
+
     # -- HTTP -----------------------------------------------------------------------------------
 
     async def handle_request(self, request: HTTPRequest) -> HTTPResponse:
         """Answer one HTTP request: a polling GET or POST, a CORS preflight, or an error."""
         cors_headers = await self._origin_check(request)
         if cors_headers is None:
-            return self._refuse(handshake_error(ErrorCode.FORBIDDEN), _NO_HEADERS)
+            return self._refuse(request, handshake_error(ErrorCode.FORBIDDEN), _NO_HEADERS)
         try:
             method = request.method
             if method == "OPTIONS" and self._cors.enabled:
@@ -188,7 +202,7 @@ class EngineServer:
                 return polling.handle_post(request, cors_headers)
             raise handshake_error(ErrorCode.BAD_REQUEST)
         except HandshakeError as error:
-            return self._refuse(error, cors_headers)
+            return self._refuse(request, error, cors_headers)
 
     # -- WebSocket ------------------------------------------------------------------------------
 
@@ -201,7 +215,7 @@ class EngineServer:
         """
         cors_headers = await self._origin_check(request)
         if cors_headers is None:
-            return self._refuse(handshake_error(ErrorCode.FORBIDDEN), _NO_HEADERS)
+            return self._refuse(request, handshake_error(ErrorCode.FORBIDDEN), _NO_HEADERS)
         try:
             sid = self._check(request, upgrade=True)
             if request.query.get("transport") != "websocket":
@@ -213,7 +227,7 @@ class EngineServer:
             # upgrades disabled) is accepted, then closed by open_websocket, as Node does.
             return None
         except HandshakeError as error:
-            return self._refuse(error, cors_headers)
+            return self._refuse(request, error, cors_headers)
 
     def open_websocket(self, request: HTTPRequest, conn: WebSocketConnection) -> WebSocketHandler:
         """Take over an accepted WebSocket: a new session, or the upgrade of a polling one."""
@@ -361,6 +375,12 @@ class EngineServer:
         if drained is not None and not self._sessions and not drained.done():
             drained.set_result(None)
 
-    @staticmethod
-    def _refuse(error: HandshakeError, cors_headers: list[tuple[str, str]]) -> HTTPResponse:
+    def _refuse(
+        self, request: HTTPRequest, error: HandshakeError, cors_headers: list[tuple[str, str]]
+    ) -> HTTPResponse:
+        for handler in tuple(self._error_handlers):
+            try:
+                handler(request, error)
+            except Exception:
+                logger.exception("connection_error handler failed")
         return HTTPResponse(error.status, [_JSON, *cors_headers], error_body(error))

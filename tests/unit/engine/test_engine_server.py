@@ -16,6 +16,7 @@ from engine_fakes import App, Handler, pending, session_of
 
 from sockjet.engine.io import EngineSocket, HTTPRequest, HTTPResponse, Outgoing
 from sockjet.engine.server import EngineServer
+from sockjet.errors import HandshakeError
 
 # -- fakes ---------------------------------------------------------------------------------------
 
@@ -215,6 +216,32 @@ async def test_refused_requests_get_an_engineio_error(
     assert response.status == status
     assert error_of(response) == {"code": code, "message": message}
     assert server.clients_count == 0
+
+
+async def test_connection_error_handlers_see_every_refusal(
+    server: EngineServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[tuple[HTTPRequest, int, str]] = []
+
+    @server.on_connection_error
+    def record(req: HTTPRequest, error: HandshakeError) -> None:
+        seen.append((req, error.code, error.message))
+
+    @server.on_connection_error
+    def broken(req: HTTPRequest, error: HandshakeError) -> None:
+        raise RuntimeError("a bug in a handler")
+
+    unknown = request(sid="nope")
+    with caplog.at_level(logging.ERROR, "sockjet.engine"):
+        assert error_of(await server.handle_request(unknown))["code"] == 1
+    assert seen == [(unknown, 1, "Session ID unknown")]
+    assert "connection_error handler failed" in caplog.text  # logged, the answer still sent
+    upgrade = request(transport="websocket", eio="3")
+    refusal = await server.check_websocket(upgrade)
+    assert refusal is not None and refusal.status == 400
+    assert seen[-1] == (upgrade, 5, "Unsupported protocol version")
+    await handshake(server)
+    assert len(seen) == 2  # accepted requests are not reported
 
 
 async def test_other_methods_within_a_session_are_bad_requests(server: EngineServer) -> None:
