@@ -123,17 +123,20 @@ async def test_a_silent_server_is_detected_by_the_watchdog() -> None:
     client = AsyncClient(reconnection_delay=0.01, reconnection_delay_max=0.01)
     client.on("disconnect", events.handler("disconnect"))
     client.on("reconnect", events.handler("reconnect"))
+    # Read in the handler: the silent server makes every connection time out 0.2 s later.
+    client.on("connect", lambda: events.put("connect", client.connected))
     async with silent_server(ping_interval_ms=100, ping_timeout_ms=100) as (url, server), client:
         loop = asyncio.get_running_loop()
         started = loop.time()
         await client.connect(url, transports=["websocket"])
         assert await server.get("connection") == 1
+        assert await events.get("connect") is True
         assert await events.get("disconnect") == "ping timeout"
         # armed at the handshake for pingInterval + pingTimeout = 0.2 s
         assert 0.19 <= loop.time() - started < 2.0
         assert await events.get("reconnect") == 1
         assert await server.get("connection") == 2
-        assert client.connected
+        assert await events.get("connect") is True
     assert client_tasks() == []
 
 
