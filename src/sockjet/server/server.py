@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from inspect import isawaitable
 from itertools import count
 from types import TracebackType
-from typing import Any, Final, Protocol, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Final, Protocol, Self, TypeVar, overload
 
 from sockjet.engine.cookie import SessionCookie
 from sockjet.engine.cors import CorsOptions
@@ -50,6 +50,9 @@ from sockjet.server.client import Client
 from sockjet.server.namespace import Namespace, NamespaceMatcher, ParentNamespace
 from sockjet.server.recovery import ConnectionStateRecovery
 from sockjet.server.socket import Socket
+
+if TYPE_CHECKING:
+    from sockjet.server.admin import AdminAuth, Instrumentation
 
 __all__ = ["Server"]
 
@@ -468,6 +471,13 @@ class Server:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending)
+
+    def instrument(self, *, auth: AdminAuth, **options: Any) -> Instrumentation:
+        """Let the Socket.IO Admin UI (https://admin.socket.io) connect: see
+        :func:`sockjet.server.admin.instrument` for ``auth`` and the ``options``."""
+        from sockjet.server.admin import instrument  # the admin module loads only when used
+
+        return instrument(self, auth=auth, **options)
 
     async def serve(
         self, host: str = "127.0.0.1", port: int = 5000, **options: Any
