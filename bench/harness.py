@@ -81,6 +81,31 @@ SERVERS: dict[str, ServerSpec] = {
             (_PY, str(_SERVERS_DIR / "sockjet_server.py"), "--port", "{port}", "--recovery"),
             default=False,
         ),
+        # Instrumented for the Admin UI (no admin connected): the cost of its hooks.
+        ServerSpec(
+            "sockjet-admin",
+            (
+                _PY,
+                str(_SERVERS_DIR / "sockjet_server.py"),
+                "--port",
+                "{port}",
+                "--admin",
+                "production",
+            ),
+            default=False,
+        ),
+        ServerSpec(
+            "sockjet-admin-dev",
+            (
+                _PY,
+                str(_SERVERS_DIR / "sockjet_server.py"),
+                "--port",
+                "{port}",
+                "--admin",
+                "development",
+            ),
+            default=False,
+        ),
         ServerSpec(
             "node-recovery",
             ("node", str(_SERVERS_DIR / "node_socketio.js"), "--port", "{port}", "--recovery"),

@@ -1,6 +1,7 @@
 """sockjet implementing the benchmark contract, native or under uvicorn (ASGI).
 
-``python bench/servers/sockjet_server.py --port P [--mode native|asgi] [--recovery]``
+``python bench/servers/sockjet_server.py --port P [--mode native|asgi] [--recovery]
+[--admin development|production]``
 
 Contract, namespace ``/``: ``echo`` with ack -> ack with the same data; ``bcast`` data ->
 ``io.emit("tick", data)``; ``join`` {room} with ack -> join, then ack; ``room_bcast``
@@ -88,10 +89,15 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--mode", choices=("native", "asgi"), default="native")
     parser.add_argument("--recovery", action="store_true", help="connection state recovery on")
+    parser.add_argument(
+        "--admin", choices=("development", "production"), help="instrumented for the Admin UI"
+    )
     args = parser.parse_args()
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     io = build(args.recovery)
+    if args.admin:
+        io.instrument(auth=False, mode=args.admin)
     if args.mode == "native":
         import uvloop
 
