@@ -78,9 +78,10 @@ RESERVED_EVENTS: Final[frozenset[str]] = frozenset(
 )
 """Event names a peer may not send: they would reach lifecycle handlers."""
 
-MAX_ACK_ID_DIGITS: Final = 15
-MAX_ACK_ID: Final = 10**MAX_ACK_ID_DIGITS - 1
-"""Largest ack id accepted from a peer (15 digits: exact in a JavaScript number)."""
+MAX_ACK_ID: Final = 2**53 - 1
+"""Largest ack id accepted from a peer: ``Number.MAX_SAFE_INTEGER``, the largest a JavaScript
+client can count to exactly (Node's parser takes any number; larger ones lose precision)."""
+MAX_ACK_ID_DIGITS: Final = len(str(MAX_ACK_ID))
 
 _MAX_COUNT_DIGITS: Final = 6  # digits of an attachment count we bother reading
 
@@ -180,7 +181,7 @@ class JSONDecoder:
 
     Refused with :class:`~sockjet.errors.InvalidPacket`: an unknown type; a payload
     :func:`payload_is_valid` refuses (a ``null`` payload included); an EVENT/ACK/CONNECT_ERROR
-    without payload; an ack id over 15 digits; invalid, too deep or out-of-range JSON; a binary
+    without payload; an ack id over ``2**53 - 1`` (:data:`MAX_ACK_ID`); invalid, too deep or out-of-range JSON; a binary
     packet announcing no attachment; a placeholder that is not exactly
     ``{"_placeholder": true, "num": n}`` with ``0 <= n < count``; a text message while
     attachments are due; a binary message when none is. Refused with
@@ -252,6 +253,8 @@ class JSONDecoder:
             if end - pos > MAX_ACK_ID_DIGITS:
                 raise InvalidPacket("ack id too long")
             ack_id = int(text[pos:end])
+            if ack_id > MAX_ACK_ID:
+                raise InvalidPacket("ack id over 2**53 - 1")
             pos = end
         if pos < size:
             payload = loads(text[pos:])

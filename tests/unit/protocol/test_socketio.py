@@ -121,7 +121,9 @@ def test_engine_io_framing_of_the_spec_examples() -> None:
             Packet(T.CONNECT_ERROR, "/a", {"message": "m", "data": {"x": 1}}),
         ),
         ("01", Packet(T.CONNECT, "/", None, 1)),  # an id on CONNECT is tolerated, as in JS
-        ("2" + "9" * 15 + '["a"]', Packet(T.EVENT, "/", ["a"], MAX_ACK_ID)),
+        # Number.MAX_SAFE_INTEGER, the largest ack id a JavaScript client can send exactly
+        ('29007199254740991["a"]', Packet(T.EVENT, "/", ["a"], MAX_ACK_ID)),
+        ("2" + "9" * 15 + '["a"]', Packet(T.EVENT, "/", ["a"], 10**15 - 1)),
         ('2 ["a"] ', Packet(T.EVENT, "/", ["a"])),  # JSON whitespace
         (
             '2["a",{"_placeholder":true,"num":0}]',
@@ -184,7 +186,8 @@ def test_decode_edge_cases(text: str, packet: Packet) -> None:
         "2[" + "1" * 400 + "]",
         "2" + "[" * 200 + '"a"' + "]" * 200,
         # ack ids
-        "2" + "1" * 16 + '["a"]',
+        '29007199254740992["a"]',  # 2**53: over what a JavaScript number counts exactly
+        "2" + "1" * 17 + '["a"]',
         "2" + "9" * 100_000 + '["a"]',
         '2\u0661\u0662["a"]',  # Arabic-Indic digits are no ack id
         # attachment counts
