@@ -135,8 +135,16 @@ class MemoryAdapter(BaseAdapter):
         volatile = opts.flags.volatile
         recovery = self.recovery
         if recovery is not None and not volatile:
-            recovery.record(packet.data, opts)  # appends the offset the client will remember
-        outgoing = self._encode(packet, opts)
+            # the offset the client will remember goes in first; only an encoded packet is kept
+            recovery.stamp(packet.data)
+            try:
+                outgoing = self._encode(packet, opts)
+            except Exception:
+                packet.data.pop()
+                raise
+            recovery.record(packet.data, opts)
+        else:
+            outgoing = self._encode(packet, opts)
         if len(outgoing) == 1:
             message = outgoing[0]
             for socket in self._select(opts):

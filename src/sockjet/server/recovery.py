@@ -128,10 +128,17 @@ class RecoveryStore:
         """The sequence number the next recorded packet will get."""
         return self._first + len(self._packets)
 
-    def record(self, data: list[Any], opts: BroadcastOptions) -> None:
-        """Append an offset to ``data`` (``[event, *args]``) and keep it for recovery."""
-        now = self._clock()
+    def stamp(self, data: list[Any]) -> None:
+        """Append the offset the next recorded packet gets to ``data`` (``[event, *args]``).
+
+        Call :meth:`record` once the packet encoded: a packet that cannot be encoded is never
+        recorded (it would fail again on every replay), and its offset is given to the next.
+        """
         data.append(f"{self._prefix}{self.position:x}")
+
+    def record(self, data: list[Any], opts: BroadcastOptions) -> None:
+        """Keep ``data`` (stamped by :meth:`stamp`, and encoded) for recovery."""
+        now = self._clock()
         packets = self._packets
         packets.append((now, opts, data))
         if len(packets) > self.options.max_packets:

@@ -31,6 +31,7 @@ def store(clock: Clock, **options: Any) -> RecoveryStore:
 
 def record(s: RecoveryStore, event: str, opts: BroadcastOptions = ALL) -> str:
     data: list[Any] = [event]
+    s.stamp(data)
     s.record(data, opts)
     offset = data[-1]
     assert isinstance(offset, str)
@@ -148,3 +149,13 @@ def test_unknown_sessions_and_second_restores() -> None:
 def test_options_are_checked(options: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         ConnectionStateRecovery(**options)
+
+
+def test_a_stamped_packet_that_is_not_recorded_gives_its_offset_to_the_next() -> None:
+    s = store(Clock())
+    failed: list[Any] = ["unencodable"]
+    s.stamp(failed)  # the encoding failed: never recorded
+    offset = record(s, "next")
+    assert offset == failed[-1]
+    session(s)
+    assert names(s.restore("p", None)) == []
