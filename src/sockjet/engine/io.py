@@ -16,10 +16,12 @@ is framed once.
 from __future__ import annotations
 
 import base64
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 __all__ = [
+    "BodyError",
     "EngineSocket",
     "HTTPRequest",
     "HTTPResponse",
@@ -50,6 +52,20 @@ class HTTPRequest:
     """The raw request target as sent (path and query)."""
     secure: bool = False
     """True when the request arrived over TLS."""
+    receive_body: Callable[[], Awaitable[bytes]] | None = None
+    """Set when the body is still arriving (``body`` is then empty): awaiting it returns the
+    whole body, capped by the serving layer, or raises :class:`BodyError`."""
+
+
+class BodyError(Exception):
+    """A request body could not be read in full: too large, too slow, or the client left.
+
+    ``status`` is what to answer (413, 408), or None when nobody is left to answer.
+    """
+
+    def __init__(self, status: int | None, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
 
 
 @dataclass(slots=True)
@@ -122,8 +138,23 @@ class WebSocketConnection(Protocol):
         """Bytes queued and not yet handed to the kernel (for backpressure decisions)."""
         ...
 
+    def watch_drain(self, level: int) -> None:
+        """Call the handler's ``on_drain()`` once, when a write (or the kernel taking what was
+        written) leaves ``buffered_amount`` at most ``level``; never from inside this call.
+        A later call replaces the level."""
+
+    def pause_reading(self) -> None:
+        """Deliver no more messages until :meth:`resume_reading` (messages already read are
+        held, in order, and no more bytes are read: TCP flow control slows the peer)."""
+
+    def resume_reading(self) -> None:
+        """Deliver what was held, then read again."""
+
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Send a close frame (after what is queued) and close the connection. Idempotent."""
+
+    def abort(self) -> None:
+        """Drop the connection now: what is queued is discarded, no close handshake."""
 
 
 class WebSocketHandler(Protocol):
@@ -138,6 +169,9 @@ class WebSocketHandler(Protocol):
         Called exactly once, also after the engine itself called ``close()``.
         """
 
+    def on_drain(self) -> None:
+        """``buffered_amount`` fell to the level given to ``watch_drain``."""
+
 
 class SessionHandler(Protocol):
     """What the Socket.IO layer gives the engine for each new Engine.IO session."""
@@ -148,7 +182,8 @@ class SessionHandler(Protocol):
     def on_close(self, reason: str) -> None:
         """The session closed. Called exactly once. ``reason`` is one of the Engine.IO
         reasons as Node spells them: ``"transport close"``, ``"transport error"``,
-        ``"ping timeout"``, ``"parse error"``, ``"forced close"``, ``"forced server close"``.
+        ``"ping timeout"``, ``"parse error"``, ``"forced close"``, ``"forced server close"``,
+        or ``"slow consumer"`` (sockjet's own: the client stopped taking what it is sent).
         """
 
 
@@ -173,8 +208,24 @@ class EngineSocket(Protocol):
     def send(self, message: Outgoing, *, volatile: bool = False) -> bool:
         """Queue one packet. Returns False when it was dropped: a volatile packet while
         the transport is not writable or over its high-water mark, or any packet once the
-        session is closing. Never blocks, never raises."""
+        session is closing (a slow consumer is closed rather than queued past its cap).
+        Never blocks, never raises."""
         ...
+
+    @property
+    def buffered_amount(self) -> int:
+        """Outbound bytes queued for this session and not yet handed to the kernel."""
+        ...
+
+    async def drain(self) -> None:
+        """Return once ``buffered_amount`` is under the low-water mark (or the session ended)."""
+
+    def pause_reading(self) -> None:
+        """The handler is behind: stop delivering messages (and reading them) until
+        :meth:`resume_reading`. A polling POST is answered only once reading resumes."""
+
+    def resume_reading(self) -> None:
+        """Deliver and read again."""
 
     def close(self, reason: str = "forced close") -> None:
         """Flush what is queued, then close; the handler's ``on_close(reason)`` follows."""

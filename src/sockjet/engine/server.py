@@ -9,6 +9,10 @@ The serving layer (native server or ASGI) calls, for every request under :attr:`
 Every refused request is answered: ``{"code":N,"message":...}`` JSON with HTTP 400 (403 for
 FORBIDDEN), as Node engine.io does; 503 with code 3 once the server is closing.
 
+User hooks (``allow_request``, a CORS origin predicate) run under ``hook_timeout``: one that
+fails or takes longer refuses the request (403 for ``allow_request``, 500 for the predicate)
+instead of leaving it open.
+
 Origins: see :mod:`sockjet.engine.cors`. A cross-origin request whose Origin is not allowed (by
 default, every cross-origin request: CORS is closed) is refused with 403 and code 4, on polling
 requests and on the WebSocket upgrade alike (cross-site WebSocket hijacking). Node only omits the
@@ -27,6 +31,12 @@ from typing import Final
 
 from sockjet.engine.cookie import SessionCookie
 from sockjet.engine.cors import CorsOptions, CorsPolicy
+from sockjet.engine.flow import (
+    DEFAULT_MAX_BUFFERED,
+    DEFAULT_SLOW_CONSUMER_TIMEOUT,
+    FlowLimits,
+    FlowStats,
+)
 from sockjet.engine.io import (
     EngineSocket,
     HTTPRequest,
@@ -36,7 +46,7 @@ from sockjet.engine.io import (
     WebSocketConnection,
     WebSocketHandler,
 )
-from sockjet.engine.session import Session
+from sockjet.engine.session import Session, SessionContext
 from sockjet.engine.transports.websocket import RefusedWebSocket, WebSocketTransport
 from sockjet.errors import HandshakeError
 from sockjet.protocol.engineio import encode_packet
@@ -57,6 +67,9 @@ logger = logging.getLogger("sockjet.engine")
 _TRANSPORTS: Final = frozenset(("polling", "websocket"))
 _JSON: Final = ("Content-Type", "application/json")
 _NO_HEADERS: Final[list[tuple[str, str]]] = []
+_HOOK_FAILED: Final = HTTPResponse(
+    500, [("Content-Type", "text/plain; charset=utf-8")], b"Internal Server Error"
+)
 
 
 def _shutting_down() -> HandshakeError:
@@ -75,9 +88,12 @@ class EngineServer:
     * ``max_payload``: bytes of a polling POST body (413 past it) and of a WebSocket message
       (enforced by the serving layer, which reads this attribute); advertised to clients.
     * ``max_buffered_bytes``: per-session outbound high-water mark. Over it, volatile packets
-      are dropped; over four times it, the session closes with ``"transport error"``.
+      are dropped and the slow-consumer clock runs: a session that stays over it for
+      ``slow_consumer_timeout`` seconds, or whose queue would pass ``max_outbound_bytes``, is
+      closed with ``"slow consumer"`` (see :mod:`sockjet.engine.flow`).
     * ``close_timeout``: how long a server-side close over polling waits for the client's next
       GET to deliver what is queued and the CLOSE packet (Node's 30 s).
+    * ``hook_timeout``: the longest ``allow_request`` or a CORS origin predicate may take.
 
     ``cookie``: set a session cookie on polling handshakes, for load balancers that stick by
     cookie (:class:`~sockjet.engine.cookie.SessionCookie`).
@@ -99,7 +115,10 @@ class EngineServer:
         http_compression: bool = True,
         per_message_deflate: bool = False,
         max_buffered_bytes: int = 1_000_000,
+        max_outbound_bytes: int = DEFAULT_MAX_BUFFERED,
+        slow_consumer_timeout: float = DEFAULT_SLOW_CONSUMER_TIMEOUT,
         close_timeout: float = 30.0,
+        hook_timeout: float = 45.0,
         cookie: SessionCookie | None = None,
     ) -> None:
         if isinstance(transports, str) or not transports or not set(transports) <= _TRANSPORTS:
@@ -109,6 +128,7 @@ class EngineServer:
             ("ping_timeout", ping_timeout),
             ("upgrade_timeout", upgrade_timeout),
             ("close_timeout", close_timeout),
+            ("hook_timeout", hook_timeout),
             ("max_payload", max_payload),
             ("max_buffered_bytes", max_buffered_bytes),
         ):
@@ -128,7 +148,12 @@ class EngineServer:
         self.per_message_deflate = per_message_deflate
         """Whether the serving layer should negotiate permessage-deflate."""
         self.max_buffered_bytes = max_buffered_bytes
+        self.flow = FlowLimits(max_buffered_bytes, max_outbound_bytes, slow_consumer_timeout)
+        """The outbound flow-control limits (see :mod:`sockjet.engine.flow`)."""
+        self.stats = FlowStats()
+        """What flow control counted: dropped volatile packets, slow consumers."""
         self.close_timeout = close_timeout
+        self.hook_timeout = hook_timeout
         self.cookie = cookie
         """The session cookie set on polling handshakes (see :mod:`sockjet.engine.cookie`)."""
         self._allow_request = allow_request
@@ -137,6 +162,7 @@ class EngineServer:
         self._transport_set = frozenset(transports)
         self._upgradable = allow_upgrades and self._transport_set >= _TRANSPORTS
         self._sessions: dict[str, Session] = {}
+        self._context: SessionContext | None = None  # made with the first session (needs a loop)
         self._closed = False
         self._drained: asyncio.Future[None] | None = None
         """Set once every session is gone while :meth:`close` waits for them."""
@@ -178,6 +204,8 @@ class EngineServer:
         cors_headers = await self._origin_check(request)
         if cors_headers is None:
             return self._refuse(request, handshake_error(ErrorCode.FORBIDDEN), _NO_HEADERS)
+        if isinstance(cors_headers, HTTPResponse):  # the origin predicate failed
+            return cors_headers
         try:
             method = request.method
             if method == "OPTIONS" and self._cors.enabled:
@@ -199,7 +227,7 @@ class EngineServer:
             if method == "GET":
                 return await polling.handle_get(request, cors_headers)
             if method == "POST":
-                return polling.handle_post(request, cors_headers)
+                return await polling.handle_post(request, cors_headers)
             raise handshake_error(ErrorCode.BAD_REQUEST)
         except HandshakeError as error:
             return self._refuse(request, error, cors_headers)
@@ -216,6 +244,8 @@ class EngineServer:
         cors_headers = await self._origin_check(request)
         if cors_headers is None:
             return self._refuse(request, handshake_error(ErrorCode.FORBIDDEN), _NO_HEADERS)
+        if isinstance(cors_headers, HTTPResponse):  # the origin predicate failed
+            return cors_headers
         try:
             sid = self._check(request, upgrade=True)
             if request.query.get("transport") != "websocket":
@@ -234,11 +264,7 @@ class EngineServer:
         sid = request.query.get("sid")
         if sid:
             session = self._sessions.get(sid)
-            probe = (
-                session.begin_upgrade(conn, self.max_buffered_bytes)
-                if session is not None
-                else None
-            )
+            probe = session.begin_upgrade(conn) if session is not None else None
             if probe is None:
                 # the session closed or started another upgrade since check_websocket
                 conn.close(1000)
@@ -280,11 +306,19 @@ class EngineServer:
 
     # -- internals --------------------------------------------------------------------------
 
-    async def _origin_check(self, request: HTTPRequest) -> list[tuple[str, str]] | None:
-        """CORS headers for the responses, or None to refuse (see :mod:`sockjet.engine.cors`)."""
+    async def _origin_check(
+        self, request: HTTPRequest
+    ) -> list[tuple[str, str]] | HTTPResponse | None:
+        """CORS headers for the responses, None to refuse (see :mod:`sockjet.engine.cors`), or
+        ``_HOOK_FAILED`` when the application's origin predicate failed or hung."""
         if "origin" not in request.headers:
             return _NO_HEADERS
-        return await self._cors.check(request)
+        try:
+            async with asyncio.timeout(self.hook_timeout):
+                return await self._cors.check(request)
+        except Exception:
+            logger.exception("the CORS origin check failed for %r", request.headers["origin"])
+            return _HOOK_FAILED
 
     def _session_transport(self, sid: str) -> str | None:
         session = self._sessions.get(sid)
@@ -306,8 +340,10 @@ class EngineServer:
         if allow is None:
             return
         try:
-            allowed = await allow(request)
+            async with asyncio.timeout(self.hook_timeout):
+                allowed = await allow(request)
         except Exception:
+            # TimeoutError included: a hook that hangs must not hold the request open
             logger.exception("allow_request failed; refusing the request")
             allowed = False
         if not allowed:
@@ -340,17 +376,17 @@ class EngineServer:
             upgrade_timeout=self.upgrade_timeout,
             close_timeout=self.close_timeout,
         )
-        session = Session(
-            sid,
-            request,
-            loop=loop,
-            machine=machine,
-            max_payload=self.max_payload,
-            high_water=self.max_buffered_bytes,
-            http_compression=self.http_compression,
-            on_closed=self._forget,
-            websocket=conn,
-        )
+        ctx = self._context
+        if ctx is None or ctx.loop is not loop:
+            ctx = self._context = SessionContext(
+                loop,
+                max_payload=self.max_payload,
+                http_compression=self.http_compression,
+                flow=self.flow,
+                stats=self.stats,
+                on_closed=self._forget,
+            )
+        session = Session(sid, request, ctx=ctx, machine=machine, websocket=conn)
         sessions[sid] = session
         packet = open_packet(
             sid,

@@ -6,15 +6,22 @@ carries out its actions on the transports. Timing costs one ``loop.call_at`` han
 armed for the machine's next deadline. A deadline that moves later (a PONG postpones the next
 PING) leaves the handle alone: it fires early, finds nothing due and re-arms, which is cheaper
 than cancelling a handle on every PONG.
+
+Flow control (see :mod:`sockjet.engine.flow`): inbound, the handler pauses and resumes reading
+(a WebSocket stops reading its socket; a polling POST is answered only once reading resumes);
+outbound, a transport over the high-water mark asks :meth:`Session.admit` whether to queue a
+packet, which also starts the slow-consumer clock. What a session owns (a held POST, a body
+still arriving) is released when it ends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Final, TypeVar
 
+from sockjet.engine.flow import SLOW_CONSUMER, FlowLimits, FlowStats
 from sockjet.engine.io import HTTPRequest, Outgoing, SessionHandler
 from sockjet.engine.transports.polling import PollingTransport
 from sockjet.engine.transports.websocket import WebSocketTransport
@@ -25,7 +32,9 @@ from sockjet.protocol.session import Action, Phase, SessionMachine, Upgrade
 if TYPE_CHECKING:
     from sockjet.engine.io import WebSocketConnection
 
-__all__ = ["Session"]
+__all__ = ["Session", "SessionContext"]
+
+T = TypeVar("T")
 
 logger = logging.getLogger("sockjet.engine")
 
@@ -35,24 +44,51 @@ PROBE_PONG: Final = Outgoing("3probe")
 NOOP: Final = Outgoing("6")
 
 _OPEN: Final = Phase.OPEN
+_CLOSED: Final = Phase.CLOSED
 _MESSAGE: Final = PacketType.MESSAGE
+_NEVER: Final = float("inf")
 
 Transport = PollingTransport | WebSocketTransport
+
+
+class SessionContext:
+    """What every session of one engine shares: one object per engine, not per session."""
+
+    __slots__ = ("flow", "http_compression", "loop", "max_payload", "on_closed", "stats")
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        max_payload: int,
+        http_compression: bool,
+        flow: FlowLimits,
+        stats: FlowStats,
+        on_closed: Callable[[Session], None],
+    ) -> None:
+        self.loop = loop
+        self.max_payload = max_payload
+        self.http_compression = http_compression
+        self.flow = flow
+        self.stats = stats
+        self.on_closed = on_closed
 
 
 class Session:
     """An Engine.IO session; implements :class:`~sockjet.engine.io.EngineSocket`."""
 
     __slots__ = (
+        "_drainers",
+        "_ended",
         "_handler",
-        "_on_closed",
+        "_paused",
+        "_resumed",
+        "_slow_timer",
         "_timer",
         "_timer_at",
         "active",
-        "http_compression",
-        "loop",
+        "ctx",
         "machine",
-        "max_payload",
         "polling",
         "probe",
         "request",
@@ -64,36 +100,47 @@ class Session:
         sid: str,
         request: HTTPRequest,
         *,
-        loop: asyncio.AbstractEventLoop,
+        ctx: SessionContext,
         machine: SessionMachine,
-        max_payload: int,
-        high_water: int,
-        http_compression: bool,
-        on_closed: Callable[[Session], None],
         websocket: WebSocketConnection | None = None,
     ) -> None:
         self.sid = sid
         """The Engine.IO session id."""
         self.request = request
         """The handshake request."""
-        self.loop = loop
+        self.ctx = ctx
         self.machine = machine
-        self.max_payload = max_payload
-        self.http_compression = http_compression
-        self._on_closed = on_closed
         self._handler: SessionHandler | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
+        self._paused = False
+        self._resumed: asyncio.Future[None] | None = None  # waited on while paused
+        self._ended: asyncio.Future[None] | None = None  # resolved when the session closes
+        self._slow_timer: asyncio.TimerHandle | None = None  # running while over high water
+        self._drainers: list[asyncio.Future[None]] | None = None  # drain() callers
         self.probe: WebSocketTransport | None = None
         """The WebSocket being probed for an upgrade, if any."""
         self.polling: PollingTransport | None = None
         self.active: Transport
         """The transport packets travel on."""
+        high_water = ctx.flow.high_water
         if websocket is None:
             self.polling = self.active = PollingTransport(self, high_water=high_water)
         else:
             self.active = WebSocketTransport(self, websocket, high_water=high_water)
         self._arm()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self.ctx.loop
+
+    @property
+    def max_payload(self) -> int:
+        return self.ctx.max_payload
+
+    @property
+    def http_compression(self) -> bool:
+        return self.ctx.http_compression
 
     def __repr__(self) -> str:
         return f"<Session {self.sid} {self.transport} {self.machine.phase.value}>"
@@ -112,10 +159,53 @@ class Session:
 
     def send(self, message: Outgoing, *, volatile: bool = False) -> bool:
         """Queue one packet; False when dropped (volatile over the high-water mark or while not
-        writable, anything once closing). Never blocks, never raises."""
+        writable, anything once closing or past the outbound cap). Never blocks, never raises."""
         if self.machine.phase is not _OPEN:
             return False
         return self.active.send(message, volatile)
+
+    @property
+    def buffered_amount(self) -> int:
+        """Outbound bytes queued and not yet handed to the kernel."""
+        return self.active.buffered_amount
+
+    async def drain(self) -> None:
+        """Return once :attr:`buffered_amount` is at most the low-water mark, or the session
+        has ended (a producer then learns it from ``send`` returning False)."""
+        if self.machine.phase is _CLOSED or self.active.buffered_amount <= self.ctx.flow.low_water:
+            return
+        future = self.loop.create_future()
+        if self._drainers is None:
+            self._drainers = []
+        self._drainers.append(future)
+        self._watch()
+        await future
+
+    def pause_reading(self) -> None:
+        """The handler is behind: deliver nothing more until :meth:`resume_reading`."""
+        if self._paused or self.machine.phase is _CLOSED:
+            return
+        self._paused = True
+        self.machine.pause_reads()
+        self.active.pause_reading()
+
+    def resume_reading(self) -> None:
+        """The handler caught up: deliver and read again (a held POST is answered)."""
+        if not self._paused:
+            return
+        self._paused = False
+        if self.machine.phase is not _CLOSED:
+            self.machine.resume_reads(self.loop.time())
+            self._arm()
+        resumed, self._resumed = self._resumed, None
+        if resumed is not None and not resumed.done():
+            resumed.set_result(None)
+        self.active.resume_reading()  # may deliver held messages (and so pause again)
+
+    @property
+    def paused(self) -> bool:
+        """Whether reading is paused (the handler is behind)."""
+        return self._paused
 
     def close(self, reason: str = "forced close") -> None:
         """Flush what is queued, then close; the handler's ``on_close(reason)`` follows.
@@ -144,15 +234,79 @@ class Session:
         if self.machine.phase is Phase.CLOSED:
             self._notify_closed(handler)
 
-    def begin_upgrade(
-        self, conn: WebSocketConnection, high_water: int
-    ) -> WebSocketTransport | None:
+    def begin_upgrade(self, conn: WebSocketConnection) -> WebSocketTransport | None:
         """A WebSocket for this session arrived: it becomes the probe, or None if refused."""
         if self.active is not self.polling or not self.machine.start_upgrade(self.loop.time()):
             return None
-        probe = self.probe = WebSocketTransport(self, conn, high_water=high_water)
+        probe = self.probe = WebSocketTransport(self, conn, high_water=self.ctx.flow.high_water)
         self._arm()
         return probe
+
+    # -- outbound flow control -------------------------------------------------------------------
+
+    def admit(self, buffered: int, size: int, volatile: bool) -> bool:
+        """May a packet of ``size`` bytes join a transport holding ``buffered`` bytes, when it
+        would take the queue over the high-water mark? A volatile packet may not. Others may,
+        and the slow-consumer clock starts; one that would take a non-empty queue past the
+        hard cap closes the session instead (a single packet larger than the cap still goes
+        to an empty queue: the application chose to send it)."""
+        ctx = self.ctx
+        if volatile:
+            ctx.stats.volatile_dropped += 1
+            return False
+        flow = ctx.flow
+        if buffered and buffered + size > flow.max_buffered:
+            self._slow_consumer(f"{buffered + size} bytes queued, over the {flow.max_buffered} cap")
+            return False
+        if self._slow_timer is None:
+            self._slow_timer = self.loop.call_later(flow.slow_consumer_timeout, self._on_slow_timer)
+            self._watch()
+        return True
+
+    def dropped_volatile(self) -> None:
+        """A transport dropped a volatile packet (not writable at that moment)."""
+        self.ctx.stats.volatile_dropped += 1
+
+    def drained(self, transport: Transport) -> None:
+        """``transport``'s queue fell to the level last watched: stop the slow-consumer clock
+        under the high-water mark, release ``drain()`` callers under the low-water mark."""
+        if transport is not self.active:
+            return
+        buffered = transport.buffered_amount
+        flow = self.ctx.flow
+        timer = self._slow_timer
+        if timer is not None and buffered <= flow.high_water:
+            timer.cancel()
+            self._slow_timer = None
+        drainers = self._drainers
+        if drainers is not None and buffered <= flow.low_water:
+            self._drainers = None
+            for future in drainers:
+                if not future.done():
+                    future.set_result(None)
+        self._watch()
+
+    def _watch(self) -> None:
+        """Ask the active transport to report the next level that matters."""
+        flow = self.ctx.flow
+        if self._slow_timer is not None:
+            self.active.watch_drain(flow.high_water)
+        elif self._drainers:
+            self.active.watch_drain(flow.low_water)
+
+    def _on_slow_timer(self) -> None:
+        self._slow_timer = None
+        flow = self.ctx.flow
+        buffered = self.active.buffered_amount
+        if buffered > flow.high_water:
+            self._slow_consumer(f"{buffered} bytes queued for over {flow.slow_consumer_timeout:g}s")
+
+    def _slow_consumer(self, detail: str) -> None:
+        if self.machine.phase is _CLOSED:
+            return
+        self.ctx.stats.slow_consumers += 1
+        logger.warning("session %s is a slow consumer (%s): closing it", self.sid, detail)
+        self.fail(SLOW_CONSUMER)
 
     # -- inbound --------------------------------------------------------------------------------
 
@@ -166,15 +320,52 @@ class Session:
         except Exception:
             logger.exception("session %s: message handler failed", self.sid)
 
-    def receive_packets(self, packets: list[Packet]) -> None:
-        """Packets from a polling POST, in order; stops at a close."""
+    async def receive_posted(self, packets: list[Packet]) -> bool:
+        """Packets from a polling POST, in order, waiting while reading is paused; returns
+        once they were all taken and reading runs (the POST may be answered), or False when
+        the session ended while they waited. Stops at a close."""
         for packet in packets:
+            if self._paused and not await self._wait_resumed():
+                return False
             if packet.type is _MESSAGE:
                 if self.machine.phase is not _OPEN:
-                    return
+                    return True
                 self.deliver(packet.data)
             elif not self._receive(packet.type):
-                return
+                return True
+        return not self._paused or await self._wait_resumed()
+
+    async def _wait_resumed(self) -> bool:
+        """Wait until reading resumes (True) or the session ends (False)."""
+        while self._paused:
+            if self.machine.phase is _CLOSED:
+                return False
+            resumed = self._resumed
+            if resumed is None:
+                resumed = self._resumed = self.loop.create_future()
+            await resumed
+        return self.machine.phase is not _CLOSED
+
+    async def until_ended(self, pending: Awaitable[T]) -> T | None:
+        """Await ``pending`` unless the session ends first (then cancel it, return None)."""
+        if self.machine.phase is _CLOSED:
+            if isinstance(pending, asyncio.Future):
+                pending.cancel()
+            elif asyncio.iscoroutine(pending):
+                pending.close()
+            return None
+        ended = self._ended
+        if ended is None:
+            ended = self._ended = self.loop.create_future()
+        task = asyncio.ensure_future(pending)
+        try:
+            await asyncio.wait((task, ended), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not task.done():
+                task.cancel()
+        if task.cancelled() or not task.done():
+            return None
+        return task.result()
 
     def _receive(self, packet_type: PacketType) -> bool:
         """A control packet on the active transport; False once the session is closed."""
@@ -249,9 +440,13 @@ class Session:
         for message in polling.take():
             send(message)
         polling.wake()  # a GET still pending (a misbehaving client) gets a NOOP
+        if self._paused:
+            transport.pause_reading()
         # closed while upgrading: the queue just went out, so the close is complete
         if self.machine.drained() is Action.CLOSE:
             self._finalize()
+            return
+        self._watch()  # the queue moved: report its levels from the new transport
 
     def _drop_probe(self, reason: str = "") -> None:
         probe = self.probe
@@ -264,8 +459,8 @@ class Session:
     def _arm(self) -> None:
         """Make sure the timer fires no later than the machine's next deadline."""
         deadline = self.machine.deadline
-        if deadline is None:
-            return  # closed: _finalize already cancelled the timer
+        if deadline is None or deadline == _NEVER:
+            return  # closed (_finalize cancelled the timer), or nothing due while paused
         timer = self._timer
         if timer is not None:
             if self._timer_at <= deadline:
@@ -312,8 +507,17 @@ class Session:
         if timer is not None:
             timer.cancel()
             self._timer = None
+        timer = self._slow_timer
+        if timer is not None:
+            timer.cancel()
+            self._slow_timer = None
+        # whatever waits on this session (a held POST, a body read, drain()) is released
+        for future in (self._resumed, self._ended, *(self._drainers or ())):
+            if future is not None and not future.done():
+                future.set_result(None)
+        self._resumed = self._ended = self._drainers = None
         reason = self.machine.close_reason
-        self._on_closed(self)
+        self.ctx.on_closed(self)
         self._drop_probe(reason)
         active = self.active
         if isinstance(active, WebSocketTransport):

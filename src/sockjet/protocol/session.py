@@ -20,6 +20,9 @@ Rules (as Node engine.io 6.6 does them, for protocol v4):
   ``upgrade_timeout``, drops that transport only; the session carries on.
 * A forced close that must first deliver what is queued (polling with no pending GET) waits in
   CLOSING for at most ``close_timeout`` seconds.
+* While the runtime does not read the client (its handler is behind: flow control), a PONG
+  cannot arrive, so the ping timeout is not enforced; reading again gives the client a fresh
+  ``ping_timeout`` to answer (sockjet's rule; Node never stops reading).
 """
 
 from __future__ import annotations
@@ -89,6 +92,7 @@ class SessionMachine:
         "_close_deadline",
         "_ping_at",
         "_pong_deadline",
+        "_reads_paused",
         "_upgrade_deadline",
         "close_reason",
         "close_timeout",
@@ -125,6 +129,7 @@ class SessionMachine:
         self._pong_deadline = _NEVER
         self._upgrade_deadline = _NEVER
         self._close_deadline = _NEVER
+        self._reads_paused = False
 
     # -- time ------------------------------------------------------------------------------
 
@@ -132,11 +137,13 @@ class SessionMachine:
     def deadline(self) -> float | None:
         """When :meth:`on_timer` next has something to do, or None once closed.
 
-        While open, a ping or a pong is always pending, so there is always a deadline.
+        While open, a ping or a pong is always pending, so there is always a deadline, except
+        while reads are paused with a PONG outstanding: then it may be ``inf`` (nothing due).
         """
         phase = self.phase
         if phase is Phase.OPEN:
-            return min(self._ping_at, self._pong_deadline, self._upgrade_deadline)
+            pong = _NEVER if self._reads_paused else self._pong_deadline
+            return min(self._ping_at, pong, self._upgrade_deadline)
         if phase is Phase.CLOSING:
             return self._close_deadline
         return None
@@ -159,7 +166,7 @@ class SessionMachine:
         if now >= self._upgrade_deadline:
             self.abort_upgrade()
             return Action.ABORT_UPGRADE
-        if now >= self._pong_deadline:
+        if now >= self._pong_deadline and not self._reads_paused:
             self._closed(PING_TIMEOUT)
             return Action.CLOSE
         if now >= self._ping_at:
@@ -167,6 +174,18 @@ class SessionMachine:
             self._pong_deadline = now + self.ping_timeout
             return Action.SEND_PING
         return Action.NONE
+
+    # -- flow control -------------------------------------------------------------------------
+
+    def pause_reads(self) -> None:
+        """The runtime stopped reading the client: a missing PONG proves nothing meanwhile."""
+        self._reads_paused = True
+
+    def resume_reads(self, now: float) -> None:
+        """Reading again: a PONG still owed is due within ``ping_timeout`` from ``now``."""
+        self._reads_paused = False
+        if self._pong_deadline != _NEVER:
+            self._pong_deadline = max(self._pong_deadline, now + self.ping_timeout)
 
     # -- packets from the client ----------------------------------------------------------------
 

@@ -17,12 +17,14 @@ class Handler:
         self.socket = socket
         self.messages: list[str | bytes] = []
         self.closes: list[str] = []
+        self.closed = asyncio.Event()
 
     def on_message(self, data: str | bytes) -> None:
         self.messages.append(data)
 
     def on_close(self, reason: str) -> None:
         self.closes.append(reason)
+        self.closed.set()
 
 
 class App:

@@ -657,7 +657,7 @@ async def test_nothing_left_behind_after_many_sessions(app: App) -> None:
 
 
 async def test_polling_queue_is_bounded(app: App) -> None:
-    server = EngineServer(app, max_buffered_bytes=10)
+    server = EngineServer(app, max_buffered_bytes=10, max_outbound_bytes=40)
     sid, _ = await handshake(server)
     socket = app.handler.socket
     session = session_of(server, sid)
@@ -666,13 +666,37 @@ async def test_polling_queue_is_bounded(app: App) -> None:
     polling.take()  # forget the OPEN packet
     assert not socket.send(Outgoing.message("v"), volatile=True)  # no GET pending
     assert socket.send(Outgoing.message("a" * 10))  # 11 queued: over the mark
-    assert polling.queued_bytes == 11
+    assert polling.buffered_amount == 11
     assert not socket.send(Outgoing.message("v"), volatile=True)
-    assert socket.send(Outgoing.message("b" * 30))  # 42: still under 4x
+    assert server.stats.volatile_dropped == 2
+    assert socket.send(Outgoing.message("b" * 28))  # 40: at the cap
     assert app.handler.closes == []
-    assert not socket.send(Outgoing.message("c"))  # over 4x: the client is not reading
-    assert app.handler.closes == ["transport error"]
+    assert not socket.send(Outgoing.message("c"))  # past the cap: the client is not polling
+    assert app.handler.closes == ["slow consumer"]
+    assert server.stats.slow_consumers == 1
     assert server.clients_count == 0
+
+
+async def test_a_poll_that_takes_the_queue_stops_the_slow_consumer_clock(app: App) -> None:
+    server = EngineServer(app, max_buffered_bytes=10, slow_consumer_timeout=0.05)
+    sid, _ = await handshake(server)
+    session = session_of(server, sid)
+    assert app.handler.socket.send(Outgoing.message("a" * 20))
+    assert session._slow_timer is not None
+    assert payload(await server.handle_request(request(sid=sid)))[-1] == "4" + "a" * 20
+    assert session._slow_timer is None
+    await asyncio.sleep(0.1)
+    assert app.handler.closes == []
+
+
+async def test_a_client_that_stops_polling_is_a_slow_consumer(app: App) -> None:
+    server = EngineServer(app, max_buffered_bytes=10, slow_consumer_timeout=0.05)
+    sid, _ = await handshake(server)
+    assert app.handler.socket.send(Outgoing.message("a" * 20))
+    await asyncio.wait_for(app.handler.closed.wait(), 2)
+    assert app.handler.closes == ["slow consumer"]
+    # its next poll learns the session is gone
+    assert (await server.handle_request(request(sid=sid))).status == 400
 
 
 async def test_polling_volatile_with_pending_get(app: App) -> None:

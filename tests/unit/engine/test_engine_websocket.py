@@ -28,15 +28,30 @@ class FakeConnection:
         self.buffered_amount = 0
         self.close_code: int | None = None
         self.close_calls = 0
+        self.aborted = False
+        self.watched: int | None = None
+        self.paused = False
 
     def send(self, message: Outgoing) -> None:
-        assert self.close_code is None, "sent after close"
+        assert self.close_code is None and not self.aborted, "sent after close"
         self.sent.append(message)
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         self.close_calls += 1
         if self.close_code is None:
             self.close_code = code
+
+    def abort(self) -> None:
+        self.aborted = True
+
+    def watch_drain(self, level: int) -> None:
+        self.watched = level
+
+    def pause_reading(self) -> None:
+        self.paused = True
+
+    def resume_reading(self) -> None:
+        self.paused = False
 
     @property
     def data(self) -> list[str | bytes]:
@@ -226,23 +241,111 @@ async def test_heartbeat_over_websocket(app: App) -> None:
     assert server.clients_count == 0
 
 
-async def test_slow_consumer_is_bounded(app: App) -> None:
-    server = EngineServer(app, max_buffered_bytes=100)
+async def test_over_the_high_water_mark_volatile_is_dropped_and_the_rest_queued(
+    app: App,
+) -> None:
+    server = EngineServer(app, max_buffered_bytes=100, max_outbound_bytes=1000)
     conn, _, _ = await open_ws(server)
     socket = app.handler.socket
-    conn.buffered_amount = 100
-    assert socket.send(Outgoing.message("v"), volatile=True)  # at the mark: still writable
-    conn.buffered_amount = 101
-    assert not socket.send(Outgoing.message("v"), volatile=True)
+    conn.buffered_amount = 98
+    assert socket.send(Outgoing.message("v"), volatile=True)  # 98 + 2 = at the mark
+    conn.buffered_amount = 99
+    assert not socket.send(Outgoing.message("v"), volatile=True)  # would pass it
+    assert server.stats.volatile_dropped == 1
     assert socket.send(Outgoing.message("kept"))
-    conn.buffered_amount = 400
-    assert socket.send(Outgoing.message("kept too"))
-    conn.buffered_amount = 401
-    assert not socket.send(Outgoing.message("over"))
-    assert app.handler.closes == ["transport error"]
-    assert conn.close_code == 1008
-    assert server.clients_count == 0
+    conn.buffered_amount = 990
+    assert socket.send(Outgoing.message("kept too"))  # 999: under the cap
+    assert app.handler.closes == []
     assert conn.data[1:] == ["4v", "4kept", "4kept too"]
+    assert conn.watched == 100  # the session waits to hear it went back under the mark
+
+
+async def test_past_the_outbound_cap_the_client_is_a_slow_consumer(app: App) -> None:
+    server = EngineServer(app, max_buffered_bytes=100, max_outbound_bytes=1000)
+    conn, _, _ = await open_ws(server)
+    socket = app.handler.socket
+    conn.buffered_amount = 996
+    assert not socket.send(Outgoing.message("over"))  # 996 + 5 would pass the cap
+    assert app.handler.closes == ["slow consumer"]
+    assert conn.aborted and conn.close_code is None  # dropped, no close frame behind its queue
+    assert server.stats.slow_consumers == 1
+    assert server.clients_count == 0
+
+
+async def test_one_packet_larger_than_the_cap_goes_to_an_empty_queue(app: App) -> None:
+    server = EngineServer(app, max_buffered_bytes=100, max_outbound_bytes=1000)
+    conn, _, _ = await open_ws(server)
+    conn.buffered_amount = 0
+    assert app.handler.socket.send(Outgoing.message("x" * 5000))
+    assert app.handler.closes == []
+
+
+async def test_a_queue_over_the_mark_for_the_timeout_is_a_slow_consumer(app: App) -> None:
+    server = EngineServer(
+        app, max_buffered_bytes=100, max_outbound_bytes=10_000, slow_consumer_timeout=0.05
+    )
+    conn, _, _ = await open_ws(server)
+    conn.buffered_amount = 500
+    assert app.handler.socket.send(Outgoing.message("late"))
+    await asyncio.wait_for(app.handler.closed.wait(), 2)
+    assert app.handler.closes == ["slow consumer"]
+    assert conn.aborted
+
+
+async def test_a_queue_back_under_the_mark_stops_the_slow_consumer_clock(app: App) -> None:
+    server = EngineServer(
+        app, max_buffered_bytes=100, max_outbound_bytes=10_000, slow_consumer_timeout=0.05
+    )
+    conn, handler, _ = await open_ws(server)
+    session = session_of(server, app.handler.socket.sid)
+    conn.buffered_amount = 500
+    assert app.handler.socket.send(Outgoing.message("late"))
+    assert session._slow_timer is not None
+    conn.buffered_amount = 50
+    handler.on_drain()  # the connection reports it fell to the watched level
+    assert session._slow_timer is None
+    await asyncio.sleep(0.1)
+    assert app.handler.closes == []
+
+
+async def test_drain_waits_for_the_low_water_mark(app: App) -> None:
+    server = EngineServer(app, max_buffered_bytes=1000)
+    conn, handler, _ = await open_ws(server)
+    socket = app.handler.socket
+    conn.buffered_amount = 100
+    await asyncio.wait_for(socket.drain(), 1)  # 100 <= 250: at once
+    conn.buffered_amount = 800
+    waiting = asyncio.ensure_future(socket.drain())
+    await asyncio.sleep(0)
+    assert not waiting.done() and conn.watched == 250
+    conn.buffered_amount = 200
+    handler.on_drain()
+    await asyncio.wait_for(waiting, 1)
+
+
+async def test_drain_returns_when_the_session_ends(app: App) -> None:
+    server = EngineServer(app, max_buffered_bytes=1000)
+    conn, _handler, _ = await open_ws(server)
+    conn.buffered_amount = 800
+    waiting = asyncio.ensure_future(app.handler.socket.drain())
+    await asyncio.sleep(0)
+    app.handler.socket.close()
+    await asyncio.wait_for(waiting, 1)
+
+
+async def test_pausing_reading_reaches_the_connection_and_the_heartbeat(app: App) -> None:
+    server = EngineServer(app, ping_interval=0.02, ping_timeout=0.02)
+    conn, handler, _ = await open_ws(server)
+    socket = app.handler.socket
+    socket.pause_reading()
+    assert conn.paused
+    await asyncio.sleep(0.15)  # pings went out, no pong can be read: no ping timeout
+    assert app.handler.closes == []
+    socket.resume_reading()
+    assert not conn.paused
+    handler.on_message("3")  # the pong that waited in the socket
+    await asyncio.sleep(0.01)
+    assert app.handler.closes == []
 
 
 async def test_server_close_closes_websockets_with_going_away(

@@ -4,6 +4,12 @@ The outbound queue holds :class:`~sockjet.engine.io.Outgoing` objects untouched;
 their cached polling forms joined once. A GET that finds nothing queued waits on a future that the
 first ``send`` resolves, so everything sent in the same event-loop iteration leaves in one
 response. No task, no timer: the GET's own coroutine (the serving layer's) does the waiting.
+
+One GET and one POST at a time per session (a second one closes the session, as in Node). A POST
+is answered once its packets were all taken: while the session's reading is paused (its handler
+is behind) the answer waits, and a client that waits for its answer before the next POST (every
+Engine.IO client does) is slowed down. The queue for the next GET counts as the session's outbound
+buffer (see :mod:`sockjet.engine.flow`).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import logging
 import zlib
 from typing import TYPE_CHECKING, Final
 
-from sockjet.engine.io import HTTPRequest, HTTPResponse, Outgoing
+from sockjet.engine.io import BodyError, HTTPRequest, HTTPResponse, Outgoing
 from sockjet.errors import PayloadTooLarge, ProtocolError
 from sockjet.protocol.engineio import RECORD_SEPARATOR, decode_payload
 from sockjet.protocol.session import TRANSPORT_CLOSE
@@ -79,16 +85,26 @@ class PollingTransport:
 
     name: Final = "polling"
 
-    __slots__ = ("_limit", "_queue", "_queued", "_session", "_waiter", "discarded", "high_water")
+    __slots__ = (
+        "_posting",
+        "_queue",
+        "_queued",
+        "_session",
+        "_waiter",
+        "_watched",
+        "discarded",
+        "high_water",
+    )
 
     def __init__(self, session: Session, *, high_water: int) -> None:
         self._session = session
         self._queue: list[Outgoing] = []
         self._queued = 0
-        """Characters queued (the bound of the outbound buffer)."""
+        """Characters queued (the session's outbound buffer while it polls)."""
         self._waiter: asyncio.Future[None] | None = None
+        self._posting = False  # a POST is in flight
+        self._watched: int | None = None  # the level watch_drain asked for
         self.high_water = high_water
-        self._limit = 4 * high_water
         self.discarded = False
         """True once the session upgraded away from polling."""
 
@@ -98,26 +114,24 @@ class PollingTransport:
         return self._waiter is not None
 
     @property
-    def queued_bytes(self) -> int:
+    def buffered_amount(self) -> int:
+        """What waits for the next GET (characters; binary counted before base64)."""
         return self._queued
 
     # -- outbound -------------------------------------------------------------------------------
 
     def send(self, message: Outgoing, volatile: bool) -> bool:
         """Queue one packet for the next GET answer; False when dropped (see EngineSocket.send)."""
-        queued = self._queued
-        if queued > self.high_water:
-            if volatile:
-                return False
-            if queued > self._limit:
-                # a client that stops polling cannot make us buffer without bound
-                self._session.fail("transport error")
-                return False
-        elif volatile and self._waiter is None:
+        if volatile and self._waiter is None:
             # as Node: a volatile packet is dropped while the transport is not writable
+            self._session.dropped_volatile()
+            return False
+        queued = self._queued
+        size = len(message)
+        if queued + size > self.high_water and not self._session.admit(queued, size, volatile):
             return False
         self._queue.append(message)
-        self._queued = queued + len(message)
+        self._queued = queued + size
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -129,6 +143,16 @@ class PollingTransport:
         self._queue = []
         self._queued = 0
         return queue
+
+    def watch_drain(self, level: int) -> None:
+        """Tell the session when the next GET took the queue (it takes it all)."""
+        self._watched = level
+
+    def pause_reading(self) -> None:
+        """Nothing to do here: :meth:`handle_post` holds its answer while the session pauses."""
+
+    def resume_reading(self) -> None:
+        """Nothing to do here (see :meth:`pause_reading`)."""
 
     def wake(self) -> None:
         """Answer the pending GET now (with whatever is queued, possibly a NOOP or CLOSE)."""
@@ -170,6 +194,9 @@ class PollingTransport:
             parts = [message.polling() for message in queue]
             self._queue = []
             self._queued = 0
+            if self._watched is not None:
+                self._watched = None
+                self._session.drained(self)
         else:
             parts = []
         session = self._session
@@ -192,21 +219,53 @@ class PollingTransport:
                 response_headers.append(("Content-Encoding", encoding))
         return HTTPResponse(200, response_headers, body)
 
-    def handle_post(self, request: HTTPRequest, headers: Headers) -> HTTPResponse:
-        """Packets from the client: decode the body, feed the session, answer ``ok``."""
+    async def handle_post(self, request: HTTPRequest, headers: Headers) -> HTTPResponse:
+        """Packets from the client: read and decode the body, feed the session (waiting while
+        its reading is paused), answer ``ok``.
+
+        A second POST while one is in flight closes the session (Node: "data request overlap
+        from client"), and so does a client that leaves mid-request. A POST whose session ends
+        while it waits is answered 400.
+        """
+        session = self._session
+        if self._posting:
+            session.fail("transport error")
+            return HTTPResponse(400, list(headers))
+        self._posting = True
+        try:
+            return await self._post(request, headers)
+        except asyncio.CancelledError:
+            # the serving layer gave up on this request: the client went away mid-POST
+            session.fail("transport error")
+            raise
+        finally:
+            self._posting = False
+
+    async def _post(self, request: HTTPRequest, headers: Headers) -> HTTPResponse:
         session = self._session
         content_type = request.headers.get("content-type")
         if content_type is not None and not content_type.lstrip().lower().startswith("text/"):
             # EIO 4 payloads are text; Node refuses application/octet-stream ("invalid content")
             session.fail("transport error")
             return HTTPResponse(400, list(headers))
+        body = request.body
+        if request.receive_body is not None:
+            try:
+                received = await session.until_ended(request.receive_body())
+            except BodyError as error:
+                session.fail("transport error")
+                return HTTPResponse(error.status or 400, list(headers))
+            if received is None:  # the session ended first: abandon the request
+                return HTTPResponse(400, list(headers))
+            body = received
         try:
-            packets = decode_payload(request.body, max_payload=session.max_payload)
+            packets = decode_payload(body, max_payload=session.max_payload)
         except PayloadTooLarge:
             session.fail("transport error")
             return HTTPResponse(413, list(headers))
         except ProtocolError:
             session.fail("parse error")
             return HTTPResponse(400, list(headers))
-        session.receive_packets(packets)
+        if not await session.receive_posted(packets):
+            return HTTPResponse(400, list(headers))
         return HTTPResponse(200, _OK_HEADERS + headers, _OK)

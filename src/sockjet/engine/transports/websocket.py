@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Final
 
+from sockjet.engine.flow import SLOW_CONSUMER
 from sockjet.engine.io import Outgoing, WebSocketConnection
 from sockjet.protocol.session import Phase
 
@@ -36,13 +37,12 @@ class WebSocketTransport:
 
     name: Final = "websocket"
 
-    __slots__ = ("_limit", "closed", "conn", "high_water", "session")
+    __slots__ = ("closed", "conn", "high_water", "session")
 
     def __init__(self, session: Session, conn: WebSocketConnection, *, high_water: int) -> None:
         self.session = session
         self.conn = conn
         self.high_water = high_water
-        self._limit = 4 * high_water
         self.closed = False
         """True once either side closed the connection."""
 
@@ -50,21 +50,37 @@ class WebSocketTransport:
         """Hand one packet to the connection; False when dropped (see EngineSocket.send)."""
         conn = self.conn
         buffered = conn.buffered_amount
-        if buffered > self.high_water:
-            if volatile:
-                return False
-            if buffered > self._limit:
-                # a slow consumer cannot make us buffer without bound
-                self.session.fail("transport error")
-                return False
+        size = len(message)
+        if buffered + size > self.high_water and not self.session.admit(buffered, size, volatile):
+            return False
         conn.send(message)
         return True
 
+    @property
+    def buffered_amount(self) -> int:
+        return self.conn.buffered_amount
+
+    def watch_drain(self, level: int) -> None:
+        self.conn.watch_drain(level)
+
+    def pause_reading(self) -> None:
+        self.conn.pause_reading()
+
+    def resume_reading(self) -> None:
+        self.conn.resume_reading()
+
     def close(self, reason: str = "") -> None:
-        """Close the connection with the code that fits ``reason``. Idempotent."""
+        """Close the connection with the code that fits ``reason``. Idempotent.
+
+        A slow consumer is dropped at once: a close frame would wait behind what it does not
+        read, and what is queued for it is given up.
+        """
         if not self.closed:
             self.closed = True
-            self.conn.close(CLOSE_CODES.get(reason, 1000))
+            if reason == SLOW_CONSUMER:
+                self.conn.abort()
+            else:
+                self.conn.close(CLOSE_CODES.get(reason, 1000))
 
     # -- WebSocketHandler -------------------------------------------------------------------------
 
@@ -87,6 +103,10 @@ class WebSocketTransport:
         self.closed = True
         self.session.websocket_closed(self)
 
+    def on_drain(self) -> None:
+        """The connection's queue fell to the level the session watches."""
+        self.session.drained(self)
+
 
 class RefusedWebSocket:
     """The handler for a WebSocket the engine closed as soon as it was handed over."""
@@ -98,3 +118,6 @@ class RefusedWebSocket:
 
     def on_close(self, code: int | None, reason: str) -> None:
         """Nothing to release."""
+
+    def on_drain(self) -> None:
+        """Nothing waits for it."""
