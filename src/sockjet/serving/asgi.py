@@ -14,6 +14,12 @@ fitting into an existing ASGI deployment. Two settings of the ASGI server matter
 - permessage-deflate is negotiated by the ASGI server (uvicorn's ``ws_per_message_deflate``), not
   by the engine's ``per_message_deflate`` option.
 
+Flow control: a polling POST reaches the engine as soon as it starts, its body read by the engine
+(so a second POST for the session is refused and a session that dies abandons it), within
+``body_timeout`` seconds; a WebSocket whose session is behind is not read (``receive()`` is not
+called, so the ASGI server stops reading the socket) until it caught up, and what is queued for a
+WebSocket is counted until the ASGI server accepts it (it applies TCP backpressure).
+
 Run the ASGI lifespan protocol (uvicorn's default ``lifespan="auto"`` does): on
 ``lifespan.shutdown`` this app awaits ``io.close()`` (sessions, handler tasks, adapters) before
 ``other_asgi_app`` sees the shutdown. ASGI tells an app about shutdown only after the server has
@@ -34,6 +40,7 @@ from typing import Any, Protocol, cast
 from urllib.parse import parse_qsl, quote
 
 from sockjet.engine.io import (
+    BodyError,
     HTTPRequest,
     HTTPResponse,
     Outgoing,
@@ -64,6 +71,11 @@ _ABNORMAL_CLOSURE = 1006
 _MESSAGE_TOO_BIG = 1009
 _INTERNAL_ERROR = 1011
 _POLICY_VIOLATION = 1008
+_SERVER_ERROR = HTTPResponse(
+    500, [("content-type", "text/plain; charset=utf-8")], b"Internal Server Error"
+)
+DEFAULT_BODY_TIMEOUT = 30.0
+"""Seconds a polling POST's body may take to arrive (then 408), as the native server's limit."""
 
 
 class EngineLike(Protocol):
@@ -101,11 +113,12 @@ class ASGIApp:
     ``io`` is a :class:`sockjet.Server` (its ``engine`` is served) or an Engine.IO server itself.
     Other GET/HEAD requests are served from ``static_dir`` when given (as the native server
     does: ``index.html`` for ``/`` and, unless ``other_asgi_app`` is given, for unknown
-    extension-less paths), the rest go to ``other_asgi_app``, else 404. Lifespan events are forwarded to ``other_asgi_app``; on shutdown ``io.close()`` is awaited
-    first.
+    extension-less paths), the rest go to ``other_asgi_app``, else 404. Lifespan events are
+    forwarded to ``other_asgi_app``; on shutdown ``io.close()`` is awaited first. A polling
+    POST body that takes longer than ``body_timeout`` seconds is answered 408.
     """
 
-    __slots__ = ("_base", "_engine", "_io", "_other", "_static")
+    __slots__ = ("_base", "_body_timeout", "_engine", "_io", "_other", "_static")
 
     def __init__(
         self,
@@ -113,12 +126,16 @@ class ASGIApp:
         other_asgi_app: ASGI3App | None = None,
         *,
         static_dir: str | os.PathLike[str] | None = None,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
     ) -> None:
+        if not body_timeout > 0:
+            raise ValueError(f"body_timeout must be positive, not {body_timeout!r}")
         self._io = io
         self._engine = _engine_of(io)
         self._base = self._engine.path.rstrip("/")
         self._other = other_asgi_app
         self._static = StaticFiles(static_dir) if static_dir is not None else None
+        self._body_timeout = body_timeout
 
     @property
     def engine(self) -> EngineLike:
@@ -157,6 +174,20 @@ class ASGIApp:
     async def _serve_http(self, scope: Scope, path: str, receive: Receive, send: Send) -> None:
         engine = self._engine
         headers = _headers(scope)
+        method = scope.get("method", "GET")
+        if method == "POST":
+            # The engine reads the body itself (see the module docstring); the POST may then
+            # wait for its session's handler, and a client gone meanwhile must be noticed.
+            reader = _BodyReader(receive, headers, engine.max_payload, self._body_timeout)
+            request = _request(scope, path, headers, b"")
+            request.receive_body = reader.read
+            response = await _unless_disconnected(
+                engine.handle_request(request), reader.disconnected
+            )
+            if response is None or reader.gone:
+                return  # nobody is left to answer
+            await _send_response(send, response)
+            return
         try:
             body = await _read_body(receive, headers, engine.max_payload)
         except _Abort as abort:
@@ -164,10 +195,12 @@ class ASGIApp:
                 await _send_response(send, abort.response)
             return
         request = _request(scope, path, headers, body)
-        if request.method == "GET":
+        if method == "GET":
             # A polling GET may wait for data for up to a ping interval: stop waiting (and let
             # the engine see the cancellation) as soon as the client goes away.
-            response = await _unless_disconnected(engine.handle_request(request), receive)
+            response = await _unless_disconnected(
+                engine.handle_request(request), lambda: _disconnected(receive)
+            )
             if response is None:
                 return
         else:
@@ -191,7 +224,12 @@ class ASGIApp:
             return
         engine = self._engine
         request = _request(scope, path, _headers(scope), b"")
-        refusal = await engine.check_websocket(request)
+        try:
+            refusal = await engine.check_websocket(request)
+        except Exception:
+            # a user hook (a CORS predicate...) failed: refuse as a failed polling request does
+            logger.exception("error while checking the WebSocket upgrade %s", request.url)
+            refusal = _SERVER_ERROR
         if refusal is not None:
             await _refuse_websocket(scope, send, refusal)
             return
@@ -204,10 +242,18 @@ class ASGIApp:
             conn.close(_INTERNAL_ERROR)
             await conn.wait_closed()
             return
+        conn.handler = handler
         code: int | None = None
         reason = ""
         try:
             code, reason = await _pump(receive, conn, handler, engine.max_payload)
+        except asyncio.CancelledError:
+            if not conn.aborted:
+                raise
+            # our own abort (a slow consumer): end this connection, not the server's task
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
         finally:
             try:
                 handler.on_close(None if code == _ABNORMAL_CLOSURE else code, reason)
@@ -290,10 +336,25 @@ class ASGIWebSocket:
 
     ``send()`` never blocks: messages wait in a deque that one writer task per connection drains
     through the ASGI ``send`` (which applies the server's backpressure). ``close()`` is queued
-    behind what is already waiting.
+    behind what is already waiting. ``abort()`` (a slow consumer) gives up what is queued and
+    ends the connection's ASGI call.
     """
 
-    __slots__ = ("_buffered", "_closing", "_dead", "_queue", "_send", "_wakeup", "_writer")
+    __slots__ = (
+        "_buffered",
+        "_closing",
+        "_dead",
+        "_drain_level",
+        "_owner",
+        "_paused",
+        "_queue",
+        "_resumed",
+        "_send",
+        "_wakeup",
+        "_writer",
+        "aborted",
+        "handler",
+    )
 
     def __init__(self, send: Send) -> None:
         self._send = send
@@ -301,8 +362,16 @@ class ASGIWebSocket:
         self._buffered = 0
         self._closing: tuple[int, str] | None = None
         self._dead = False
+        self._drain_level: int | None = None
+        self._paused = False
+        self._resumed: asyncio.Future[None] | None = None
         self._wakeup = asyncio.Event()
+        self._owner = asyncio.current_task()  # the ASGI call serving this connection
         self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+        self.aborted = False
+        """True once :meth:`abort` was called."""
+        self.handler: WebSocketHandler | None = None
+        """Who hears ``on_drain()`` (the engine's handler, set once it took the connection)."""
 
     def send(self, message: Outgoing) -> None:
         """Queue one message; dropped silently once the connection is closing."""
@@ -322,11 +391,49 @@ class ASGIWebSocket:
         """True once ``close()`` was called or the connection can no longer be written."""
         return self._closing is not None or self._dead
 
+    def watch_drain(self, level: int) -> None:
+        """Call the handler's ``on_drain()`` once the writer left at most ``level`` queued."""
+        self._drain_level = level
+        self._wakeup.set()  # the writer checks it, even with nothing to write
+
+    def pause_reading(self) -> None:
+        """Stop calling ``receive()`` (the ASGI server then stops reading the socket)."""
+        self._paused = True
+
+    def resume_reading(self) -> None:
+        self._paused = False
+        resumed, self._resumed = self._resumed, None
+        if resumed is not None and not resumed.done():
+            resumed.set_result(None)
+
+    async def readable(self) -> None:
+        """Return once reading is not paused."""
+        while self._paused and not self._dead:
+            resumed = self._resumed
+            if resumed is None:
+                resumed = self._resumed = asyncio.get_running_loop().create_future()
+            await resumed
+
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Close after what is queued. Idempotent: only the first call counts."""
         if self._closing is None:
             self._closing = (code, reason)
             self._wakeup.set()
+
+    def abort(self) -> None:
+        """Give up what is queued and end the connection now (ASGI has no abort: the call
+        serving it returns, and the ASGI server closes the socket)."""
+        if self.aborted:
+            return
+        self.aborted = True
+        self._dead = True
+        self._queue.clear()
+        self._buffered = 0
+        self._writer.cancel()
+        self.resume_reading()
+        owner = self._owner
+        if owner is not None and not owner.done() and owner is not asyncio.current_task():
+            owner.cancel()
 
     async def wait_closed(self) -> None:
         """Wait until the writer is done (close sent or the connection failed)."""
@@ -338,6 +445,17 @@ class ASGIWebSocket:
         if not writer.done():
             writer.cancel()
             await asyncio.wait((writer,))
+
+    def _check_drain(self) -> None:
+        level = self._drain_level
+        if level is not None and self._buffered <= level:
+            self._drain_level = None
+            handler = self.handler
+            if handler is not None:
+                try:
+                    handler.on_drain()
+                except Exception:
+                    logger.exception("WebSocket drain handler failed")
 
     async def _write_loop(self) -> None:
         queue = self._queue
@@ -353,6 +471,10 @@ class ASGIWebSocket:
                         await send({"type": "websocket.send", "bytes": data})
                     queue.popleft()
                     self._buffered -= len(message)
+                    if self._drain_level is not None:
+                        self._check_drain()
+                if self._drain_level is not None:
+                    self._check_drain()
                 if self._closing is not None:
                     code, reason = self._closing
                     await send({"type": "websocket.close", "code": code, "reason": reason})
@@ -372,8 +494,14 @@ class ASGIWebSocket:
 async def _pump(
     receive: Receive, conn: ASGIWebSocket, handler: WebSocketHandler, limit: int
 ) -> tuple[int | None, str]:
-    """Feed incoming messages to the handler until the disconnect; return its code and reason."""
+    """Feed incoming messages to the handler until the disconnect; return its code and reason.
+
+    While the engine paused reading, ``receive()`` is not called: the ASGI server then stops
+    reading the socket (uvicorn does after each message until the next ``receive()``).
+    """
     while True:
+        if conn._paused:
+            await conn.readable()
         message = await receive()
         kind = message["type"]
         if kind == "websocket.receive":
@@ -453,12 +581,49 @@ async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> b
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+class _BodyReader:
+    """A polling POST's body for the engine to read (``receive_body``), and then the watch for
+    the client going away while the POST waits for its answer."""
+
+    __slots__ = ("_done", "_headers", "_limit", "_receive", "_timeout", "gone")
+
+    def __init__(
+        self, receive: Receive, headers: dict[str, str], limit: int, timeout: float
+    ) -> None:
+        self._receive = receive
+        self._headers = headers
+        self._limit = limit
+        self._timeout = timeout
+        self._done = asyncio.Event()
+        self.gone = False
+        """True when the client disconnected while its body was read."""
+
+    async def read(self) -> bytes:
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await _read_body(self._receive, self._headers, self._limit)
+        except TimeoutError:
+            raise BodyError(408, "the body took too long") from None
+        except _Abort as abort:
+            if abort.response is None:
+                self.gone = True
+                raise BodyError(None, "the client left") from None
+            raise BodyError(abort.response.status, "body refused") from None
+        finally:
+            self._done.set()
+
+    async def disconnected(self) -> None:
+        """Return when the client disconnects (only the disconnect may follow the body)."""
+        await self._done.wait()
+        await _disconnected(self._receive)
+
+
 async def _unless_disconnected(
-    request: Awaitable[HTTPResponse], receive: Receive
+    request: Awaitable[HTTPResponse], disconnected: Callable[[], Awaitable[None]]
 ) -> HTTPResponse | None:
     """Await ``request``, or cancel it and return None if the client disconnects first."""
     handling = asyncio.ensure_future(request)
-    watching = asyncio.ensure_future(_disconnected(receive))
+    watching = asyncio.ensure_future(disconnected())
     try:
         await asyncio.wait((handling, watching), return_when=asyncio.FIRST_COMPLETED)
     finally:

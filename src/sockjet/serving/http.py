@@ -2,7 +2,10 @@
 
 Requests on a connection are answered strictly in order (keep-alive and pipelining): each parsed
 request joins the connection's queue, and one task answers the queue front to back, then ends
-(no task while the connection is idle). Every limit refuses with an answer (400, 408, 413, 414,
+(no task while the connection is idle). A POST to the engine joins the queue as soon as its
+headers are in, its body still arriving (:attr:`~sockjet.engine.io.HTTPRequest.receive_body`):
+the engine then knows it is in flight, and may answer it (a session that died) before the body is
+complete, in which case the connection closes after the answer. Every limit refuses with an answer (400, 408, 413, 414,
 431) written after the responses already owed, then closes. A request with ``Upgrade:
 websocket`` switches the transport to a :class:`~sockjet.serving.websocket.WebSocketProtocol`.
 """
@@ -19,7 +22,7 @@ from urllib.parse import parse_qsl, unquote
 
 import httptools
 
-from sockjet.engine.io import HTTPRequest, HTTPResponse
+from sockjet.engine.io import BodyError, HTTPRequest, HTTPResponse
 from sockjet.serving.websocket import (
     Flusher,
     FrameParser,
@@ -183,7 +186,7 @@ class _Refuse(Exception):
 class _Item:
     """One request owed an answer, in arrival order."""
 
-    __slots__ = ("keep_alive", "refusal", "request", "upgrade")
+    __slots__ = ("body", "keep_alive", "refusal", "request", "upgrade")
 
     def __init__(
         self,
@@ -196,6 +199,19 @@ class _Item:
         self.keep_alive = keep_alive
         self.upgrade = upgrade
         self.refusal = refusal
+        self.body: asyncio.Future[bytes] | None = None
+        """While the body of a streamed request is arriving: resolved with it, or failed."""
+
+    def receive_body(self) -> asyncio.Future[bytes]:
+        assert self.body is not None
+        return self.body
+
+    def fail_body(self, status: int | None, reason: str) -> None:
+        body = self.body
+        if body is not None and not body.done():
+            body.set_exception(BodyError(status, reason))
+            body.exception()  # nobody may be waiting (the engine answered already)
+        self.keep_alive = False
 
 
 _TIMER_SLACK: Final = 0.001  # uvloop's timers have millisecond resolution
@@ -225,6 +241,7 @@ class HTTPProtocol(asyncio.Protocol):
         "_reading_paused",
         "_refusal",
         "_remote",
+        "_streaming",
         "_task",
         "_timer",
         "_transport",
@@ -251,6 +268,7 @@ class HTTPProtocol(asyncio.Protocol):
         self._http10 = False
         self._refusal: tuple[int, str] = (400, "Bad Request")
         self._queue: deque[_Item] = deque()
+        self._streaming: _Item | None = None  # the queued request whose body is arriving
         self._task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._deadline: float | None = None  # when the current phase times out (loop time)
@@ -276,6 +294,9 @@ class HTTPProtocol(asyncio.Protocol):
         self._transport = None
         self._parser = None
         self._cancel_timer()
+        if self._streaming is not None:
+            self._streaming.fail_body(None, "the client left")
+            self._streaming = None
         if self._task is not None:
             # A long-poll in progress learns that its client left (CancelledError).
             self._task.cancel()
@@ -365,6 +386,19 @@ class HTTPProtocol(asyncio.Protocol):
         if self._headers.get("expect", "").lower() == "100-continue" and not self._queue:
             self._write(_CONTINUE)
         self._arm(self._ctx.limits.body_timeout)
+        if parser.get_method() == b"POST" and not parser.should_upgrade():
+            self._stream_engine_post()
+
+    def _stream_engine_post(self) -> None:
+        """Queue a POST to the engine now, its body to follow (see the module docstring)."""
+        request = self._build_request("POST")
+        if not self._ctx.is_engine_path(request.path):
+            return
+        item = _Item(request, self._keep_alive)
+        item.body = asyncio.get_running_loop().create_future()
+        request.receive_body = item.receive_body
+        self._streaming = item
+        self._enqueue(item)
 
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)
@@ -379,13 +413,24 @@ class HTTPProtocol(asyncio.Protocol):
         self._phase = _IDLE
         self._fed = 0
         self._deadline = None  # no timeout while answering; the timer stays for the next _arm
+        streaming = self._streaming
+        if streaming is not None:
+            self._streaming = None
+            body = streaming.body
+            if body is not None and not body.done():
+                body.set_result(b"".join(self._body))
+            self._body = []
+            return
         request = self._build_request(parser.get_method().decode("ascii", "replace"))
         upgrade = parser.should_upgrade()
-        if upgrade and "websocket" not in request.headers.get("upgrade", "").lower():
-            # Another protocol (h2c...): answer over HTTP/1.1 and close, never switch.
+        if upgrade and not has_token(request.headers.get("upgrade", ""), "websocket"):
+            # Another protocol (h2c, "websocketx"...): answer over HTTP/1.1 and close.
             upgrade = False
             self._keep_alive = False
-        self._queue.append(_Item(request, self._keep_alive, upgrade))
+        self._enqueue(_Item(request, self._keep_alive, upgrade))
+
+    def _enqueue(self, item: _Item) -> None:
+        self._queue.append(item)
         if len(self._queue) > self._ctx.limits.max_pipelined:
             self._pause_reading()
         if self._task is None:
@@ -437,6 +482,12 @@ class HTTPProtocol(asyncio.Protocol):
                     item.keep_alive = False
                 if self._transport is None:
                     return
+                if self._streaming is item:
+                    # answered before its body was complete (its session died): stop reading
+                    # it, and end the connection after the answer
+                    item.fail_body(None, "answered before the body was complete")
+                    self._streaming = None
+                    self._parser = None
                 keep_alive = item.keep_alive and not self._ctx.closing
                 self._send(response, close=not keep_alive, head=request.method == "HEAD")
                 queue.popleft()
@@ -471,9 +522,14 @@ class HTTPProtocol(asyncio.Protocol):
         if ctx.closing:
             self._send(_plain(503, "Server shutting down"), close=True)
             return
-        refusal = _check_upgrade(request)
-        if refusal is None:
-            refusal = await engine.check_websocket(request)
+        try:
+            refusal = _check_upgrade(request)
+            if refusal is None:
+                refusal = await engine.check_websocket(request)
+        except Exception:
+            # a user hook (a CORS predicate...) failed: answer as a failed polling request does
+            logger.exception("error while checking the WebSocket upgrade %s", request.url)
+            refusal = _plain(500, "Internal Server Error")
         transport = self._transport
         if transport is None:
             return
@@ -515,8 +571,7 @@ class HTTPProtocol(asyncio.Protocol):
             logger.exception("open_websocket failed")
             ws.fail(1011, "internal error")
             return
-        ws.start(handler, tail)
-        transport.resume_reading()
+        ws.start(handler, tail)  # resumes reading, unless the engine paused it already
         if ctx.closing:
             ws.shutdown()
 
@@ -542,6 +597,12 @@ class HTTPProtocol(asyncio.Protocol):
         self._upgrade_tail = None
         self._cancel_timer()
         self._pause_reading()
+        streaming = self._streaming
+        if streaming is not None:
+            # the engine already has this request: it answers with our status, then we close
+            self._streaming = None
+            streaming.fail_body(status, message)
+            return
         refusal = _plain(status, message)
         if self._queue:
             self._queue.append(_Item(None, refusal=refusal))
@@ -614,15 +675,25 @@ class HTTPProtocol(asyncio.Protocol):
             self._transport.abort()
 
 
+def has_token(value: str, token: str) -> bool:
+    """Whether a comma-separated header value lists ``token`` (case-insensitive, exact)."""
+    return any(item.strip().lower() == token for item in value.split(","))
+
+
 def _check_upgrade(request: HTTPRequest) -> HTTPResponse | None:
     """RFC 6455 4.2.1: what a WebSocket opening handshake must carry.
 
-    ``Connection: Upgrade`` and ``Upgrade: websocket`` are known present: llhttp flags an upgrade
-    only with both, and :meth:`HTTPProtocol.on_message_complete` checked the latter.
+    llhttp flags an upgrade on any ``Upgrade`` header with ``Connection: upgrade``;
+    :meth:`HTTPProtocol.on_message_complete` kept only ``Upgrade: websocket`` (as a token), and
+    both tokens are checked exactly here.
     """
     headers = request.headers
     if request.method != "GET":
         return _plain(405, "WebSocket handshake must be a GET", [("allow", "GET")])
+    if not has_token(headers.get("upgrade", ""), "websocket") or not has_token(
+        headers.get("connection", ""), "upgrade"
+    ):
+        return _plain(400, "Invalid WebSocket upgrade headers")
     if headers.get("sec-websocket-version", "").strip() != "13":
         return _plain(426, "Unsupported WebSocket version", [("sec-websocket-version", "13")])
     key = headers.get("sec-websocket-key", "").strip()

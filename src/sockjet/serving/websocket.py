@@ -11,7 +11,13 @@ masker when that package is installed (:func:`unmask` is the exact fallback).
 
 Outbound, every frame is built once per :class:`~sockjet.engine.io.Outgoing` (cached in
 ``ws_frame``) and everything queued for one connection during one event-loop iteration leaves in a
-single ``transport.write`` (see :class:`Flusher`).
+single ``transport.write`` (see :class:`Flusher`). A connection holds its queued frames itself and
+hands them to the transport only while the transport accepts more (``pause_writing`` /
+``resume_writing``), at most 64 KiB per write: a large burst, or a broadcast to many slow clients,
+is then held once (the frames are shared), not copied into every transport's buffer.
+
+Inbound, ``pause_reading()`` stops reading the socket; messages already parsed from the last read
+are held, in order, and delivered on ``resume_reading()``.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import hashlib
 import importlib
 import logging
 import zlib
+from collections import deque
 from collections.abc import Callable
 from enum import IntEnum
 from typing import TYPE_CHECKING, Final, cast
@@ -51,6 +58,9 @@ logger = logging.getLogger("sockjet.serving")
 GUID: Final = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 COMPRESS_THRESHOLD: Final = 1024
 """Outbound messages shorter than this are never compressed (what Node's ws does too)."""
+WRITE_CHUNK: Final = 64 * 1024
+"""Most bytes handed to the transport in one write (the transport's default high-water mark):
+what a connection copies of a shared frame is bounded by this, not by the frame's size."""
 
 
 class Opcode(IntEnum):
@@ -524,7 +534,12 @@ class Flusher:
         self._dirty = []
         self._deflated.clear()
         for conn in dirty:
-            conn.flush()
+            try:
+                conn.flush()
+            except Exception:
+                # one broken connection must not keep the others' frames from going out
+                logger.exception("writing to a WebSocket failed; dropping that connection")
+                conn.abort()
 
 
 _OPEN: Final = 0
@@ -544,14 +559,18 @@ class WebSocketProtocol(asyncio.Protocol):
     __slots__ = (
         "_close_timeout",
         "_compress_bits",
+        "_drain_level",
         "_flusher",
         "_handler",
+        "_head",
+        "_held",
         "_notified",
         "_on_lost",
         "_out",
         "_out_size",
         "_parser",
         "_pending_pong",
+        "_read_paused",
         "_state",
         "_timer",
         "_transport",
@@ -577,8 +596,12 @@ class WebSocketProtocol(asyncio.Protocol):
         self._compress_bits = bits if bits >= 9 else 0
         self._on_lost = on_lost
         self._handler: WebSocketHandler | None = None
-        self._out: list[bytes] = []
-        self._out_size = 0
+        self._out: deque[bytes] = deque()
+        self._out_size = 0  # bytes of _out not yet written (the first frame minus _head)
+        self._head = 0  # bytes of _out[0] already written
+        self._drain_level: int | None = None  # watch_drain's level, while armed
+        self._read_paused = False
+        self._held: list[Event] | None = None  # parsed while paused, delivered on resume
         self._state = _OPEN
         self._timer: asyncio.TimerHandle | None = None
         self._writing_paused = False
@@ -586,10 +609,13 @@ class WebSocketProtocol(asyncio.Protocol):
         self._notified = False
 
     def start(self, handler: WebSocketHandler, data: bytes = b"") -> None:
-        """Attach the engine's handler and process bytes that arrived with the handshake."""
+        """Attach the engine's handler, process bytes that arrived with the handshake, then
+        read (the HTTP protocol paused reading for the switch), unless the handler paused."""
         self._handler = handler
         if data:
             self.data_received(data)
+        if not self._read_paused and self._state != _CLOSED:
+            self._transport.resume_reading()
 
     # -- WebSocketConnection --------------------------------------------------------------
 
@@ -614,6 +640,30 @@ class WebSocketProtocol(asyncio.Protocol):
             return self._out_size
         return self._out_size + self._transport.get_write_buffer_size()
 
+    def watch_drain(self, level: int) -> None:
+        """Call the handler's ``on_drain()`` after a write leaves at most ``level`` buffered
+        (or nothing queued here while the transport takes more)."""
+        self._drain_level = level
+        self._flusher.mark(self)  # checked at the next flush even if nothing else is written
+
+    def pause_reading(self) -> None:
+        """Stop reading the socket; what was already parsed is held (see the module docs)."""
+        if not self._read_paused:
+            self._read_paused = True
+            if self._state != _CLOSED:
+                self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        """Deliver the held messages, then read the socket again (unless paused again)."""
+        if not self._read_paused:
+            return
+        self._read_paused = False
+        held, self._held = self._held, None
+        if held:
+            self._dispatch(held)
+        if not self._read_paused and self._state != _CLOSED:
+            self._transport.resume_reading()
+
     def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         """Send a close frame after what is queued, then wait for the peer's. Idempotent."""
         if self._state != _OPEN:
@@ -633,7 +683,9 @@ class WebSocketProtocol(asyncio.Protocol):
         self._fail(code, reason)
 
     def abort(self) -> None:
-        """Drop the TCP connection without a close handshake."""
+        """Drop the TCP connection without a close handshake; what is queued is discarded."""
+        self._out.clear()
+        self._out_size = self._head = 0
         self._transport.abort()
 
     # -- writing --------------------------------------------------------------------------
@@ -645,13 +697,55 @@ class WebSocketProtocol(asyncio.Protocol):
         self._out_size += len(frame)
 
     def flush(self) -> None:
-        """Hand everything queued to the transport in one write."""
+        """Hand what is queued to the transport: in one write when it is small (the usual
+        case), else in chunks for as long as the transport takes them."""
         out = self._out
-        if not out or self._state == _CLOSED:
+        if out and self._state != _CLOSED and not self._writing_paused:
+            if self._out_size <= WRITE_CHUNK and not self._head:
+                self._transport.write(out[0] if len(out) == 1 else b"".join(out))
+                out.clear()
+                self._out_size = 0
+            else:
+                self._write_chunks()
+        if self._drain_level is not None:
+            self._check_drain()
+
+    def _write_chunks(self) -> None:
+        out = self._out
+        write = self._transport.write
+        while out and not self._writing_paused:  # write() may pause us (pause_writing)
+            first = out[0]
+            head = self._head
+            left = len(first) - head
+            if left > WRITE_CHUNK:
+                end = head + WRITE_CHUNK
+                self._head = end
+                self._out_size -= WRITE_CHUNK
+                write(memoryview(first)[head:end])
+                continue
+            out.popleft()
+            self._head = 0
+            parts: list[bytes | memoryview] = [memoryview(first)[head:] if head else first]
+            size = left
+            while out and size + len(out[0]) <= WRITE_CHUNK:
+                frame = out.popleft()
+                parts.append(frame)
+                size += len(frame)
+            self._out_size -= size
+            write(parts[0] if len(parts) == 1 else b"".join(parts))
+
+    def _check_drain(self) -> None:
+        level = self._drain_level
+        if level is None or self._state == _CLOSED:
             return
-        self._transport.write(out[0] if len(out) == 1 else b"".join(out))
-        out.clear()
-        self._out_size = 0
+        if self.buffered_amount <= level or (not self._out and not self._writing_paused):
+            self._drain_level = None
+            handler = self._handler
+            if handler is not None:
+                try:
+                    handler.on_drain()
+                except Exception:
+                    logger.exception("WebSocket drain handler failed")
 
     def pause_writing(self) -> None:
         self._writing_paused = True
@@ -662,6 +756,7 @@ class WebSocketProtocol(asyncio.Protocol):
         if pong is not None:
             self._pending_pong = None
             self._queue(pong)
+        self.flush()
 
     # -- reading --------------------------------------------------------------------------
 
@@ -673,10 +768,19 @@ class WebSocketProtocol(asyncio.Protocol):
         except FrameError as exc:
             self._fail(exc.code, exc.reason)
             return
+        if events:
+            self._dispatch(events)
+
+    def _dispatch(self, events: list[Event]) -> None:
+        """Hand parsed messages and control frames on, in order, until reading is paused."""
         handler = self._handler
         assert handler is not None
         try:
-            for opcode, payload in events:
+            for index, (opcode, payload) in enumerate(events):
+                if self._read_paused:
+                    held = self._held
+                    self._held = events[index:] if held is None else held + events[index:]
+                    return
                 if opcode <= Opcode.BINARY:
                     if self._state == _OPEN:
                         handler.on_message(payload)
@@ -717,10 +821,20 @@ class WebSocketProtocol(asyncio.Protocol):
         self._finish(code, reason)
 
     def _finish(self, code: int | None, reason: str) -> None:
-        """Write what is queued, close the TCP connection (the server closes first), notify."""
+        """Write what is queued, close the TCP connection (the server closes first), notify.
+
+        What the transport would not take is still written when it is small (a close frame
+        behind a few messages); a large backlog is given up: the connection is ending.
+        """
         if self._state == _CLOSED:
             return
         self.flush()
+        out = self._out
+        if out and self._out_size <= 4 * WRITE_CHUNK:
+            head = self._head
+            self._transport.write(b"".join([memoryview(out[0])[head:], *list(out)[1:]]))
+        out.clear()
+        self._out_size = self._head = 0
         self._state = _CLOSED
         if self._timer is not None:
             self._timer.cancel()
@@ -751,8 +865,9 @@ class WebSocketProtocol(asyncio.Protocol):
             self._timer.cancel()
             self._timer = None
         self._out.clear()
-        self._out_size = 0
+        self._out_size = self._head = 0
         self._pending_pong = None
+        self._held = None
         if self._on_lost is not None:
             self._on_lost(self)
         self._notify(None, "")

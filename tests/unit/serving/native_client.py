@@ -15,7 +15,7 @@ import struct
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from sockjet.engine.io import HTTPRequest, HTTPResponse, Outgoing, WebSocketConnection
+from sockjet.engine.io import BodyError, HTTPRequest, HTTPResponse, Outgoing, WebSocketConnection
 from sockjet.serving.native import NativeLimits, NativeServer, serve
 
 TIMEOUT = 5.0
@@ -80,6 +80,7 @@ class FakeEngine:
     opened: asyncio.Event = field(default_factory=asyncio.Event)
     fail_open: bool = False
     closed: bool = False
+    bodies: list[bytes] = field(default_factory=list)
 
     async def handle_request(self, request: HTTPRequest) -> HTTPResponse:
         self.requests.append(request)
@@ -92,7 +93,14 @@ class FakeEngine:
                 raise
         if "boom" in request.query:
             raise RuntimeError("engine bug")
-        body = f"{request.method} {request.path} {len(request.body)}".encode()
+        received = request.body
+        if request.receive_body is not None:  # a POST to the engine: its body may still arrive
+            try:
+                received = await request.receive_body()
+            except BodyError as error:
+                return HTTPResponse(error.status or 400, [("content-type", "text/plain")], b"")
+            self.bodies.append(received)
+        body = f"{request.method} {request.path} {len(received)}".encode()
         return HTTPResponse(200, [("content-type", "text/plain")], body)
 
     async def check_websocket(self, request: HTTPRequest) -> HTTPResponse | None:

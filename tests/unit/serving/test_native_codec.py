@@ -16,6 +16,7 @@ from sockjet.engine.io import Outgoing
 from sockjet.errors import PayloadTooLarge, ProtocolError
 from sockjet.serving import websocket as ws
 from sockjet.serving.websocket import (
+    WRITE_CHUNK,
     DeflateParams,
     Flusher,
     FrameError,
@@ -278,10 +279,17 @@ class SpyTransport(asyncio.Transport):
         self.buffered = 0
         self.closed = False
         self.aborted = asyncio.Event()
+        self.reading = False
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self.writes.append(bytes(data))
         self.written.set()
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
 
     def get_write_buffer_size(self) -> int:
         return self.buffered
@@ -300,12 +308,16 @@ class Recorder:
     def __init__(self) -> None:
         self.messages: list[str | bytes] = []
         self.closes: list[tuple[int | None, str]] = []
+        self.drains = 0
 
     def on_message(self, data: str | bytes) -> None:
         self.messages.append(data)
 
     def on_close(self, code: int | None, reason: str) -> None:
         self.closes.append((code, reason))
+
+    def on_drain(self) -> None:
+        self.drains += 1
 
 
 def make(deflate: DeflateParams | None = None) -> tuple[WebSocketProtocol, SpyTransport, Recorder]:
@@ -347,6 +359,136 @@ async def test_connections_flush_in_one_callback_per_iteration() -> None:
     await transports[-1].written.wait()
     assert [t.writes for t in transports] == [[b"\x81\x04tick"]] * 3
     assert message.ws_frame == b"\x81\x04tick"
+
+
+class PausingTransport(SpyTransport):
+    """Takes ``room`` bytes, then pauses its protocol (as asyncio's transports do past their
+    high-water mark) until the test calls ``drain()``."""
+
+    def __init__(self, room: int) -> None:
+        super().__init__()
+        self.room = room
+        self.protocol: WebSocketProtocol | None = None
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        super().write(data)
+        self.buffered += len(data)
+        if self.buffered > self.room and self.protocol is not None:
+            self.protocol.pause_writing()
+
+    def drain(self) -> None:
+        self.buffered = 0
+        assert self.protocol is not None
+        self.protocol.resume_writing()
+
+
+def make_pausing(room: int) -> tuple[WebSocketProtocol, PausingTransport, Recorder]:
+    transport = PausingTransport(room)
+    conn = WebSocketProtocol(
+        transport, FrameParser(1000), Flusher(asyncio.get_running_loop()), close_timeout=0.05
+    )
+    transport.protocol = conn
+    recorder = Recorder()
+    conn.start(recorder)
+    return conn, transport, recorder
+
+
+async def test_a_large_burst_is_written_in_chunks_while_the_transport_takes_them() -> None:
+    conn, transport, _ = make_pausing(room=WRITE_CHUNK)
+    big = Outgoing(b"x" * (5 * WRITE_CHUNK))  # one 320 KiB frame
+    conn.send(big)
+    conn.send(Outgoing("after"))
+    await transport.written.wait()
+    await asyncio.sleep(0)
+    # it took two chunks, then paused us: the rest stays with us, shared, not copied
+    assert [len(w) for w in transport.writes] == [WRITE_CHUNK, WRITE_CHUNK]
+    total = len(big.ws_frame or b"") + len(b"\x81\x05after")
+    assert conn.buffered_amount == total  # what we hold plus what the transport holds
+    while conn.buffered_amount > transport.buffered:
+        transport.drain()
+    assert b"".join(transport.writes) == (big.ws_frame or b"") + b"\x81\x05after"
+    assert max(len(w) for w in transport.writes) <= WRITE_CHUNK
+
+
+async def test_watch_drain_reports_once_the_queue_is_down_to_the_level() -> None:
+    conn, transport, recorder = make_pausing(room=WRITE_CHUNK)
+    for _ in range(8):
+        conn.send(Outgoing(b"y" * 40_000))
+    await transport.written.wait()
+    conn.watch_drain(100_000)
+    await asyncio.sleep(0)
+    assert recorder.drains == 0
+    while recorder.drains == 0:
+        transport.drain()
+    assert conn.buffered_amount <= 100_000
+    transport.drain()
+    assert recorder.drains == 1  # once per watch
+
+
+async def test_watch_drain_with_nothing_queued_reports_at_the_next_flush() -> None:
+    conn, _, recorder = make()
+    conn.watch_drain(0)
+    assert recorder.drains == 0  # never from inside the call
+    await asyncio.sleep(0)
+    assert recorder.drains == 1
+
+
+async def test_paused_reading_holds_parsed_messages_in_order() -> None:
+    conn, transport, recorder = make()
+    assert transport.reading
+    conn.data_received(frame(TEXT, b"a"))
+
+    def pause_on_b(data: str | bytes) -> None:
+        recorder.messages.append(data)
+        if data == "b":
+            conn.pause_reading()
+
+    recorder.on_message = pause_on_b  # type: ignore[method-assign]
+    conn.data_received(
+        frame(TEXT, b"b") + frame(TEXT, b"c") + frame(PING, b"p") + frame(TEXT, b"d")
+    )
+    assert recorder.messages == ["a", "b"] and not transport.reading
+    await asyncio.sleep(0)
+    assert transport.writes == []  # the ping behind "c" waits too: order is kept
+    conn.resume_reading()
+    assert recorder.messages == ["a", "b", "c", "d"] and transport.reading
+    await transport.written.wait()
+    assert transport.writes == [b"\x8a\x01p"]
+
+
+async def test_resume_after_a_close_frame_was_held_closes() -> None:
+    conn, _transport, recorder = make()
+    conn.pause_reading()
+    conn.data_received(frame(TEXT, b"late") + frame(CLOSE, b"\x03\xe8"))
+    assert recorder.messages == [] and recorder.closes == []
+    conn.resume_reading()
+    assert recorder.messages == ["late"] and recorder.closes == [(1000, "")]
+
+
+async def test_abort_discards_what_is_queued() -> None:
+    conn, transport, _ = make()
+    conn.send(Outgoing("never"))
+    conn.abort()
+    assert transport.aborted.is_set() and conn.buffered_amount == 0
+    await asyncio.sleep(0)
+    assert transport.writes == []
+
+
+async def test_one_failing_connection_does_not_keep_the_others_from_writing() -> None:
+    class Broken(SpyTransport):
+        def write(self, data: bytes | bytearray | memoryview) -> None:
+            raise RuntimeError("broken transport")
+
+    flusher = Flusher(asyncio.get_running_loop())
+    transports = [SpyTransport(), Broken(), SpyTransport()]
+    message = Outgoing("tick")
+    for transport in transports:
+        conn = WebSocketProtocol(transport, FrameParser(10), flusher, close_timeout=1)
+        conn.start(Recorder())
+        conn.send(message)
+    await transports[-1].written.wait()
+    assert transports[0].writes == transports[2].writes == [b"\x81\x04tick"]
+    assert transports[1].aborted.is_set()
 
 
 async def test_pongs_while_writing_is_paused_keep_only_the_latest() -> None:
