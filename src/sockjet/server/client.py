@@ -5,10 +5,18 @@ namespace. It is where protocol violations are contained: an undecodable packet,
 namespace the client has not joined, a second CONNECT to the same namespace - each closes this
 one connection (reason ``"parse error"``) and nothing else.
 
-It also bounds the work a client can cause: at most ``max_concurrent_handlers`` handler tasks run
-at once for one connection; events arriving meanwhile wait in a backlog of the same number of
-events and ``max_buffered_bytes`` bytes, and a client that overflows it is disconnected
-(``"forced server close"``). Acks and disconnections are never held in the backlog.
+It also bounds the work a client can cause, by backpressure rather than by disconnecting it: at
+most ``max_concurrent_handlers`` handler tasks run at once for one connection; events arriving
+meanwhile wait, in order, in a backlog. Once the backlog holds as many events as that, or
+``max_buffered_bytes`` bytes, the client is no longer read (the engine pauses the connection:
+TCP flow control slows the client; a polling POST waits for its answer) until the backlog is
+down to half of both. Nothing is dropped and per-socket order is kept. Acks and disconnections
+are never held in the backlog.
+
+A handler that awaits an acknowledgement from its own client (``await
+socket.timeout(5).emit_with_ack(...)``) gives its place back while it waits, up to as many
+such waits as the handler limit: the answer may be behind events the client sent first, which
+could otherwise never be read.
 """
 
 from __future__ import annotations
@@ -17,6 +25,8 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from contextvars import ContextVar
+from functools import partial
 from inspect import isawaitable
 from typing import TYPE_CHECKING, Any, Final
 
@@ -41,6 +51,22 @@ _ACKS: Final = frozenset({PacketType.ACK, PacketType.BINARY_ACK})
 _INVALID_NAMESPACE: Final = {"message": "Invalid namespace"}
 
 
+class HandlerSlot:
+    """The place one handler task holds in its client's limit (see the module docstring)."""
+
+    __slots__ = ("client", "lent")
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.lent = False
+
+
+RUNNING_HANDLER: Final[ContextVar[HandlerSlot | None]] = ContextVar(
+    "sockjet_running_handler", default=None
+)
+"""The slot of the handler task running now (None outside handler tasks)."""
+
+
 class Client:
     """The Socket.IO side of one Engine.IO session (the engine's ``SessionHandler``)."""
 
@@ -51,7 +77,9 @@ class Client:
         "_connect_timer",
         "_connecting",
         "_decoder",
+        "_lent",
         "_partial_bytes",
+        "_paused",
         "_running",
         "conn",
         "server",
@@ -70,6 +98,8 @@ class Client:
         self._partial_bytes = 0
         self._closed = False
         self._running = 0
+        self._lent = 0  # handler places lent by tasks awaiting this client's acks
+        self._paused = False  # we asked the engine to stop reading
         self._backlog: deque[tuple[Socket, Packet, int]] | None = None
         self._backlog_bytes = 0
         timeout = server._connect_timeout
@@ -176,19 +206,15 @@ class Client:
         backlog = self._backlog
         if backlog is None:
             backlog = self._backlog = deque()
-        server = self.server
-        if (
-            len(backlog) >= server._max_handlers
-            or self._backlog_bytes + size > server._max_backlog_bytes
-        ):
-            logger.warning(
-                "client %s sends events faster than its handlers finish: disconnecting",
-                self.conn.sid,
-            )
-            self._close("forced server close")
-            return
         backlog.append((socket, packet, size))
         self._backlog_bytes += size
+        server = self.server
+        if not self._paused and (
+            len(backlog) >= server._max_handlers or self._backlog_bytes >= server._max_backlog_bytes
+        ):
+            # behind: stop reading this client until the backlog is down to half
+            self._paused = True
+            self.conn.pause_reading()
 
     def _drain(self) -> None:
         backlog = self._backlog
@@ -200,6 +226,34 @@ class Client:
         if not backlog:
             self._backlog = None
             self._backlog_bytes = 0
+        if (
+            self._paused
+            and not self._closed
+            and (backlog is None or 2 * len(backlog) <= limit)
+            and 2 * self._backlog_bytes <= self.server._max_backlog_bytes
+        ):
+            self._paused = False
+            self.conn.resume_reading()  # may deliver held messages at once
+
+    # -- acks awaited by handlers -------------------------------------------------------------
+
+    def lend_slot(self, slot: HandlerSlot) -> None:
+        """A handler task of this client waits for this client's ack: let another event run
+        meanwhile (its answer may be behind them), up to ``max_concurrent_handlers`` loans."""
+        if slot.lent or self._closed or self._lent >= self.server._max_handlers:
+            return
+        slot.lent = True
+        self._lent += 1
+        self._running -= 1
+        if self._backlog:
+            self._drain()
+
+    def reclaim_slot(self, slot: HandlerSlot) -> None:
+        """The ack came (or not): the task runs on and holds its place again."""
+        if slot.lent:
+            slot.lent = False
+            self._lent -= 1
+            self._running += 1
 
     # -- connecting to namespaces -------------------------------------------------------------
 
@@ -223,10 +277,14 @@ class Client:
         self, name: str, auth: dict[str, Any], pending: Awaitable[Namespace | None]
     ) -> None:
         try:
-            nsp = await pending
+            async with asyncio.timeout(self.server._hook_timeout):
+                nsp = await pending
         except asyncio.CancelledError:
             self._connect_failed(name)
             raise
+        except TimeoutError:
+            logger.error("the namespace matchers took too long for %r: refusing it", name)
+            nsp = None
         self._connect_to(name, auth, nsp)
 
     def _connect_to(self, name: str, auth: dict[str, Any], nsp: Namespace | None) -> None:
@@ -310,12 +368,23 @@ class Client:
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` as a task counted against this connection's handler limit."""
         self._running += 1
-        self.server._spawn(coro, self._task_done)
+        slot = HandlerSlot(self)
+        self.server._spawn(_holding(slot, coro), partial(self._task_done, slot))
 
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._running -= 1
-        if self._backlog:
+    def _task_done(self, slot: HandlerSlot, task: asyncio.Task[None]) -> None:
+        if slot.lent:  # ended while waiting for an ack (cancelled): the loan ends too
+            slot.lent = False
+            self._lent -= 1
+        else:
+            self._running -= 1
+        if self._backlog or self._paused:
             self._drain()
+
+
+async def _holding(slot: HandlerSlot, coro: Coroutine[Any, Any, None]) -> None:
+    """Run ``coro`` with its slot known to ``emit_with_ack`` (a task's context is its own)."""
+    RUNNING_HANDLER.set(slot)
+    await coro
 
 
 async def _finish(

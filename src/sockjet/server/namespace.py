@@ -288,11 +288,13 @@ class Namespace:
         self, socket: Socket, pending: Awaitable[Any], rest: tuple[Callable[..., Any], ...]
     ) -> None:
         try:
-            await pending
-            for middleware in rest:
-                result = middleware(socket)
-                if result is not None and isawaitable(result):
-                    await result
+            # bounded: a middleware that hangs must not hold the client (and a handler slot)
+            async with asyncio.timeout(self.server._hook_timeout):
+                await pending
+                for middleware in rest:
+                    result = middleware(socket)
+                    if result is not None and isawaitable(result):
+                        await result
         except asyncio.CancelledError:
             self._abandon(socket)
             raise
@@ -440,8 +442,9 @@ class _ParentAdapter:
         return None
 
     def broadcast(self, packet: Packet, opts: BroadcastOptions) -> None:
+        # each child gets its own argument list: a child's recovery appends its own offset
         for adapter in self._adapters():
-            adapter.broadcast(Packet(packet.type, packet.nsp, packet.data), opts)
+            adapter.broadcast(Packet(packet.type, packet.nsp, list(packet.data)), opts)
 
     def broadcast_with_ack(
         self,
@@ -452,7 +455,7 @@ class _ParentAdapter:
     ) -> None:
         for adapter in self._adapters():
             adapter.broadcast_with_ack(
-                Packet(packet.type, packet.nsp, packet.data), opts, on_client_count, on_reply
+                Packet(packet.type, packet.nsp, list(packet.data)), opts, on_client_count, on_reply
             )
 
     async def fetch_sockets(self, opts: BroadcastOptions) -> list[Socket | SocketDetails]:

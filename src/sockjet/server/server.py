@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, Self, TypeVar, overload
 
 from sockjet.engine.cookie import SessionCookie
 from sockjet.engine.cors import CorsOptions
+from sockjet.engine.flow import DEFAULT_MAX_BUFFERED, DEFAULT_SLOW_CONSUMER_TIMEOUT
 from sockjet.engine.io import EngineSocket, HTTPRequest
 from sockjet.engine.server import EngineServer
 from sockjet.protocol.serializers import SerializerOption, resolve_serializer
@@ -106,11 +107,18 @@ class Server:
     """A Socket.IO server (Node's ``new Server(opts)``).
 
     CORS is closed unless ``cors_origins`` is given: ``"*"``, an origin, a list of origins or
-    ``fn(origin) -> bool`` (or awaitable). Times are in seconds. Limits: ``max_payload`` bytes
-    per message/polling body; ``max_attachments`` and ``max_buffered_bytes`` per binary packet
-    (and the per-connection outbound buffer); ``max_concurrent_handlers`` handler tasks per
-    connection (see :mod:`sockjet.server.client`); a client that joins no namespace within
-    ``connect_timeout`` is closed. ``connection_state_recovery`` (True, or a
+    ``fn(origin) -> bool`` (or awaitable). Times are in seconds.
+
+    Limits (docs/guide.md, "Limits" and "Flow control and slow consumers"): ``max_payload``
+    bytes per message/polling body; ``max_attachments`` per binary packet.
+    ``max_concurrent_handlers`` handler tasks per connection, with a backlog of as many events
+    or ``max_buffered_bytes`` bytes after which the client is no longer read until it shrinks
+    (see :mod:`sockjet.server.client`). Outbound, per connection: over ``max_buffered_bytes``
+    volatile packets are dropped; a client whose queue stays over it for
+    ``slow_consumer_timeout`` seconds, or would pass ``max_outbound_bytes``, is closed as a slow
+    consumer (see :mod:`sockjet.engine.flow`). A client that joins no namespace within
+    ``connect_timeout`` is closed, and user hooks (``allow_request``, a CORS predicate,
+    connection middlewares, dynamic namespace matchers) get that long at most. ``connection_state_recovery`` (True, or a
     :class:`~sockjet.server.recovery.ConnectionStateRecovery` with its limits) lets a client back
     within minutes recover its id, rooms, data and missed packets (Node's option of that name;
     the memory adapter supports it, the Redis adapter does not, like Node's). ``cookie`` (True,
@@ -142,6 +150,8 @@ class Server:
         per_message_deflate: bool = False,
         max_attachments: int = 10,
         max_buffered_bytes: int = 1_000_000,
+        max_outbound_bytes: int = DEFAULT_MAX_BUFFERED,
+        slow_consumer_timeout: float = DEFAULT_SLOW_CONSUMER_TIMEOUT,
         max_concurrent_handlers: int = 64,
         cleanup_empty_child_namespaces: bool = True,
         connection_state_recovery: ConnectionStateRecovery | bool = False,
@@ -175,11 +185,16 @@ class Server:
             http_compression=http_compression,
             per_message_deflate=per_message_deflate,
             max_buffered_bytes=max_buffered_bytes,
+            max_outbound_bytes=max_outbound_bytes,
+            slow_consumer_timeout=slow_consumer_timeout,
+            hook_timeout=connect_timeout or 45.0,
             cookie=SessionCookie() if cookie is True else cookie or None,
         )
         """The Engine.IO server the serving layer feeds."""
         self.serializer: Serializer = resolve_serializer(serializer)
-        self._limits = DecoderLimits(max_attachments, max_buffered_bytes)
+        # Each attachment is one message, capped by max_payload: what a packet may have pending
+        # is bounded by its attachment count, and counted in the backlog once complete.
+        self._limits = DecoderLimits(max_attachments, max_attachments * max_payload)
         self._decoder = self._new_decoder()  # shared by clients between packets
         self._encode_event: Callable[[str, str, Sequence[Any], int | None], list[str | bytes]]
         if self.serializer is JSON_SERIALIZER:
@@ -187,6 +202,7 @@ class Server:
         else:
             self._encode_event = self._encode_event_generic
         self._connect_timeout = connect_timeout
+        self._hook_timeout: float = connect_timeout or 45.0
         self._max_handlers = max_concurrent_handlers
         self._max_backlog_bytes = max_buffered_bytes
         self._cleanup_children = cleanup_empty_child_namespaces

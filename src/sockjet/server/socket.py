@@ -39,6 +39,7 @@ from sockjet.server.broadcast import (
     BroadcastOptions,
     Room,
 )
+from sockjet.server.client import RUNNING_HANDLER
 from sockjet.server.recovery import RECOVERABLE_REASONS, PersistedSession, RestoredSession
 
 if TYPE_CHECKING:
@@ -377,6 +378,14 @@ class Socket:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         ack_id = self.nsp._next_ack_id()
         self._add_ack(ack_id, SingleAck(future))
+        # A handler of this very client waiting for its answer gives its place back meanwhile
+        # (the answer may be queued behind events the client sent first: see server.client).
+        slot = RUNNING_HANDLER.get()
+        client = self.client
+        if slot is not None and slot.client is client:
+            client.lend_slot(slot)
+        else:
+            slot = None
         try:
             if not self._emit(event, args, ack_id, volatile, compress):
                 raise AckTimeout("the packet was dropped")
@@ -390,6 +399,8 @@ class Socket:
             raise AckTimeout(f"no acknowledgement within {limit}s") from None
         finally:
             self._drop_ack(ack_id)
+            if slot is not None:
+                client.reclaim_slot(slot)
 
     def _emit(
         self,
@@ -444,6 +455,24 @@ class Socket:
 
     def _send_packet(self, packet: Packet) -> None:
         self._write_payloads(self.nsp.server.serializer.encode(packet))
+
+    # -- backpressure -------------------------------------------------------------------------
+
+    @property
+    def buffered_amount(self) -> int:
+        """Bytes queued for this client and not yet handed to the kernel (all namespaces of
+        its connection share them)."""
+        return self.conn.buffered_amount
+
+    async def drain(self) -> None:
+        """Wait until what is queued for this client is under the low-water mark.
+
+        For producers that stream more than a client may take at once (``await
+        socket.drain()`` between chunks): without it a client that does not keep up is closed
+        as a slow consumer (see ``Server(slow_consumer_timeout=...)``). Returns at once when
+        nothing is waiting, and when the client has gone (``emit`` then returns False).
+        """
+        await self.conn.drain()
 
     @property
     def volatile(self) -> SocketEmitter:
@@ -514,23 +543,34 @@ class Socket:
     # -- called by the client and the namespace -----------------------------------------------
 
     def _on_connect(self) -> None:
-        self._state = _CONNECTED
         nsp = self.nsp
-        nsp.adapter.add_all(self.id, (self.id,))
         pid = self._pid
         if pid is None:
+            self._state = _CONNECTED
+            nsp.adapter.add_all(self.id, (self.id,))
             self._send_packet(Packet(PacketType.CONNECT, nsp.name, {"sid": self.id}))
             return
+        # Everything this socket is sent on connecting is encoded before it joins any room:
+        # a packet that cannot be encoded is left out, never half-connecting the socket.
+        serializer = nsp.server.serializer
+        payloads = serializer.encode(
+            Packet(PacketType.CONNECT, nsp.name, {"sid": self.id, "pid": pid})
+        )
+        restored, self._restored = self._restored, None
+        if restored is not None:
+            for data in restored.missed:  # in order, after the CONNECT (Node sends them before)
+                try:
+                    payloads.extend(serializer.encode(Packet(PacketType.EVENT, nsp.name, data)))
+                except Exception:
+                    logger.exception("socket %s: a missed packet cannot be encoded", self.id)
         recovery = nsp._recovery
         if recovery is not None:
             self._since = recovery.position  # recovering without offset starts here
-        restored, self._restored = self._restored, None
+        self._state = _CONNECTED
+        nsp.adapter.add_all(self.id, (self.id,))
         if restored is not None:
             nsp.adapter.add_all(self.id, restored.rooms)
-        self._send_packet(Packet(PacketType.CONNECT, nsp.name, {"sid": self.id, "pid": pid}))
-        if restored is not None:
-            for data in restored.missed:  # in order, after the CONNECT (Node sends them before)
-                self._send_packet(Packet(PacketType.EVENT, nsp.name, data))
+        self._write_payloads(payloads)
 
     def _on_close(self, reason: str) -> None:
         if self._state != _CONNECTED:

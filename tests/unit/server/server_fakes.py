@@ -41,6 +41,9 @@ class FakeConn:
         self._request = make_request(**headers)
         self.sent: list[Outgoing] = []
         self.writable = True  # False: volatile packets are dropped
+        self.paused = False  # the server asked to stop reading this client
+        self.pauses = 0
+        self.buffered_amount = 0
         self.close_reason: str | None = None
         self.closed = asyncio.Event()
         self.client: Client = io.on_engine_connection(self)
@@ -64,6 +67,17 @@ class FakeConn:
             return False
         self.sent.append(message)
         return True
+
+    def pause_reading(self) -> None:
+        if not self.paused:
+            self.paused = True
+            self.pauses += 1
+
+    def resume_reading(self) -> None:
+        self.paused = False
+
+    async def drain(self) -> None:
+        return None
 
     def close(self, reason: str = "forced close") -> None:
         if self.close_reason is None:

@@ -255,42 +255,111 @@ async def test_slow_handlers_bound_the_work_per_connection() -> None:
     assert conn.client._backlog is None and conn.client._running == 0
 
 
-async def test_a_flood_to_a_slow_handler_closes_the_connection() -> None:
+async def test_a_flood_to_a_slow_handler_pauses_reading_and_loses_nothing() -> None:
     io = Server(max_concurrent_handlers=2)
     release = asyncio.Event()
+    handled: list[int] = []
 
     @io.on("slow")
-    async def slow(socket: Socket) -> None:
+    async def slow(socket: Socket, n: int) -> int:
         await release.wait()
+        handled.append(n)
+        return n
 
     conn = FakeConn(io)
     other = FakeConn(io)
     other.connect()
     conn.connect()
-    for _ in range(5):
-        conn.feed('2["slow"]')
-    assert conn.close_reason == "forced server close"
-    assert other.close_reason is None
+    for n in range(3):  # 2 run, 1 waits
+        conn.feed(f'2{n}["slow",{n}]')
+    assert not conn.paused
+    conn.feed('23["slow",3]')  # the backlog holds 2 (the handler limit): stop reading
+    assert conn.paused and conn.close_reason is None
+    for n in range(4, 10):  # what was already read still arrives: it is kept, in order
+        conn.feed(f'2{n}["slow",{n}]')
+    assert other.close_reason is None and not other.paused
     release.set()
-    await settle()
+    await settle(40)
+    assert handled == list(range(10))
+    assert not conn.paused and conn.pauses == 1
+    assert sorted(conn.take()) == sorted(f"3{n}[{n}]" for n in range(10))
     assert io.running_tasks == 0
+
+
+async def test_reading_resumes_only_once_the_backlog_is_down_to_half() -> None:
+    io = Server(max_concurrent_handlers=4)
+    gates = [asyncio.Event() for _ in range(12)]
+
+    @io.on("slow")
+    async def slow(socket: Socket, n: int) -> None:
+        await gates[n].wait()
+
+    conn = FakeConn(io)
+    conn.connect()
+    for n in range(8):  # 4 run, 4 wait: the backlog is full
+        conn.feed(f'2["slow",{n}]')
+    assert conn.paused
+    gates[0].set()  # one ends: 3 wait, over half of 4
+    await settle()
+    assert conn.paused
+    gates[1].set()  # 2 wait: half
+    await settle()
+    assert not conn.paused
+    for gate in gates:
+        gate.set()
+    await settle(20)
 
 
 async def test_backlog_is_bounded_in_bytes_too() -> None:
     io = Server(max_concurrent_handlers=1, max_buffered_bytes=100)
     release = asyncio.Event()
+    seen: list[int] = []
 
     @io.on("slow")
     async def slow(socket: Socket, data: str) -> None:
         await release.wait()
+        seen.append(len(data))
 
     conn = FakeConn(io)
     conn.connect()
     conn.feed('2["slow","x"]')
-    conn.feed('2["slow","' + "y" * 200 + '"]')
-    assert conn.close_reason == "forced server close"
+    assert not conn.paused
+    conn.feed('2["slow","' + "y" * 200 + '"]')  # one event, 200 bytes: over the byte bound
+    assert conn.paused and conn.close_reason is None
     release.set()
     await settle()
+    assert seen == [1, 200] and not conn.paused
+
+
+async def test_a_handler_awaiting_its_clients_ack_lets_later_events_run() -> None:
+    # The ack may be behind events the client sent first: a handler waiting for it must not
+    # keep them (and the ack) from being read.
+    io = Server(max_concurrent_handlers=1)
+    order: list[str] = []
+
+    @io.on("ask")
+    async def ask(socket: Socket) -> None:
+        order.append("ask")
+        order.append(f"answer {await socket.timeout(2).emit_with_ack('question')}")
+
+    @io.on("other")
+    async def other(socket: Socket, n: int) -> None:
+        order.append(f"other {n}")
+
+    conn = FakeConn(io)
+    conn.connect()
+    conn.feed('2["ask"]')
+    await settle()
+    question = conn.take()
+    assert question and question[0].startswith("2")
+    ack_id = int(question[0][1 : question[0].index("[")])
+    conn.feed('2["other",1]', '2["other",2]')  # sent by the client before its answer
+    await settle()
+    assert order == ["ask", "other 1", "other 2"] and not conn.paused
+    conn.feed(f'3{ack_id}["yes"]')
+    await settle()
+    assert order[-1] == "answer yes"
+    assert conn.client._running == 0 and conn.client._lent == 0
 
 
 async def test_disconnect_drops_backlogged_events() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import orjson
@@ -195,3 +196,45 @@ async def test_a_disconnected_socket_emits_nothing_live() -> None:
     conn.drop("transport close")
     assert socket.emit("late") is False
     assert conn.take() == []
+
+
+async def test_an_unencodable_emit_does_not_poison_the_store() -> None:
+    # The store used to keep the packet before encoding it: the failed emit then failed again
+    # while being replayed to the recovering socket, after it had joined its namespace and
+    # rooms, leaving a ghost socket.
+    io, connected = recovering_server()
+    conn = FakeConn(io)
+    first = connect(conn)
+    socket = connected[0]
+    conn.drop("transport close")
+    with pytest.raises(TypeError):
+        io.emit("broken", object())
+    with pytest.raises(TypeError):
+        socket.emit("broken too", {1, 2})
+    io.emit("fine", 1)
+    conn2 = FakeConn(io)
+    again = connect(conn2, {"pid": first["pid"]})
+    assert again["sid"] == first["sid"]
+    assert [e[:-1] for e in events(conn2)] == [["fine", 1]]
+    recovered = socket_of(io, first["sid"])
+    assert recovered.recovered and recovered.connected
+    assert list(io.of("/").sockets) == [first["sid"]]
+
+
+async def test_a_dynamic_namespace_broadcast_gives_each_child_its_own_offset() -> None:
+    # The parent used to hand one argument list to every child, and each child's recovery
+    # appended its offset to it: clients got extra arguments, and recovery failed.
+    io = Server(connection_state_recovery=True)
+    parent = io.of(re.compile(r"^/team-\d+$"))
+    conns = {}
+    for name in ("/team-1", "/team-2", "/team-3"):
+        conn = FakeConn(io)
+        conn.feed(f"0{name},")
+        conn.take()
+        conns[name] = conn
+    parent.emit("score", 7)
+    for name, conn in conns.items():
+        (payload,) = conn.take()
+        assert isinstance(payload, str) and payload.startswith(f"2{name},"), payload
+        data = orjson.loads(payload[len(name) + 2 :])
+        assert data[:2] == ["score", 7] and len(data) == 3 and isinstance(data[2], str)
