@@ -580,6 +580,47 @@ class NodeClient:
             echo=echo,
         )
 
+    async def emit_burst(
+        self, event: str, count: int, *args: Any, wait: float | None = None
+    ) -> list[Any]:
+        """Emit ``event(*args, i)`` for i in range(count) with acks, in one synchronous run
+        (over polling they leave in as few POSTs as the client makes), and return the ack
+        values in order once all came back; a disconnect before raises :class:`PuppetError`."""
+        reply = await self.puppet.call(
+            "emit_burst",
+            wait=self._timeout(wait),
+            client=self.handle,
+            event=event,
+            count=count,
+            args=to_wire(list(args)),
+        )
+        acks: list[Any] = from_wire(reply["acks"])
+        return acks
+
+    async def count_events(self, event: str) -> None:
+        """From now on count ``event`` instead of reporting each one (for floods)."""
+        await self.puppet.call("count_events", client=self.handle, event=event)
+
+    async def wait_count(
+        self, event: str, count: int, timeout: float | None = None
+    ) -> tuple[int, int]:
+        """Wait until ``count`` ``event`` were counted; returns (count, payload bytes). A
+        disconnect first raises :class:`PuppetError`."""
+        limit = self._timeout(timeout)
+        reply = await self.puppet.call(
+            "wait_count", wait=limit, client=self.handle, event=event, count=count
+        )
+        return int(reply["count"]), int(reply["bytes"])
+
+    async def counted(self, event: str) -> tuple[int, int]:
+        """(count, payload bytes) of ``event`` so far (see :meth:`count_events`)."""
+        reply = await self.puppet.call("counted", client=self.handle, event=event)
+        return int(reply["count"]), int(reply["bytes"])
+
+    async def stall(self) -> None:
+        """Stop reading the WebSocket's TCP socket: alive, but taking nothing."""
+        await self.puppet.call("stall", client=self.handle)
+
     async def ack(self, ack_id: int, *args: Any) -> None:
         """Answer a server ack received without an automatic reply (see :class:`Received`)."""
         await self.puppet.call("ack", client=self.handle, ack_id=ack_id, args=to_wire(args))

@@ -118,6 +118,8 @@ function connect(msg) {
     nextAck: 1,
     engines: new WeakSet(),
     frozen: false,
+    counting: new Map(), // event -> { count, bytes, waiters: [{ count, reply }] }
+    bursts: [], // how to fail each emit_burst still waiting for acks
   };
   for (const [event, args] of Object.entries(msg.ack_replies || {})) state.replies.set(event, args);
   clients.set(handle, state);
@@ -143,7 +145,28 @@ function connect(msg) {
   socket.on("disconnect", (reason, description) =>
     report(handle, "disconnect", { reason, description: describe(description) }),
   );
+  socket.on("disconnect", (reason) => {
+    // whoever waits for more (a burst's acks, a count) learns it will not come
+    for (const counter of state.counting.values()) {
+      for (const w of counter.waiters.splice(0)) {
+        w.reply({ ok: false, error: `disconnected (${reason}) after ${counter.count} ${w.event}` });
+      }
+    }
+    for (const fail of state.bursts.splice(0)) fail(reason);
+  });
   socket.onAny((event, ...args) => {
+    const counter = state.counting.get(event);
+    if (counter) {
+      // counted, not reported: a sustained broadcast would flood stdout otherwise
+      counter.count += 1;
+      for (const a of args) counter.bytes += sizeOf(a);
+      counter.waiters = counter.waiters.filter((w) => {
+        if (counter.count < w.count) return true;
+        w.reply({ ok: true, count: counter.count, bytes: counter.bytes });
+        return false;
+      });
+      return;
+    }
     let ackId = null;
     if (args.length && typeof args[args.length - 1] === "function") {
       const ack = args.pop();
@@ -159,6 +182,12 @@ function connect(msg) {
     report(handle, "event", { event, args: encode(args), ack_id: ackId });
   });
   return {};
+}
+
+function sizeOf(v) {
+  if (typeof v === "string") return Buffer.byteLength(v);
+  if (isBinary(v)) return toBuffer(v).length;
+  return Buffer.byteLength(JSON.stringify(v === undefined ? null : v));
 }
 
 function get(msg) {
@@ -249,6 +278,54 @@ const commands = {
     const state = get(msg);
     state.frozen = true;
     if (state.socket.io.engine) freezeEngine(state.socket.io.engine);
+    return {};
+  },
+  emit_burst(msg, reply) {
+    // `count` acked emits of `event` (with the index as argument) in one synchronous run, as
+    // an offline buffer flushes on reconnect; replies once every ack came back, in order.
+    const state = get(msg);
+    const { socket } = state;
+    const acks = new Array(msg.count);
+    let received = 0;
+    let done = false;
+    state.bursts.push((reason) => {
+      if (!done) { done = true; reply({ ok: false, error: `disconnected (${reason}) after ${received} acks` }); }
+    });
+    for (let i = 0; i < msg.count; i++) {
+      const args = (msg.args ? decode(msg.args) : []).concat([i]);
+      socket.emit(msg.event, ...args, (...res) => {
+        acks[i] = res.length === 1 ? encode(res[0]) : encode(res);
+        received += 1;
+        if (received === msg.count && !done) { done = true; reply({ ok: true, acks }); }
+      });
+    }
+    return undefined;
+  },
+  count_events(msg) {
+    // count `event` from now on instead of reporting each one
+    get(msg).counting.set(msg.event, { count: 0, bytes: 0, waiters: [] });
+    return {};
+  },
+  wait_count(msg, reply) {
+    const counter = get(msg).counting.get(msg.event);
+    if (!counter) throw new Error(`not counting ${msg.event}`);
+    if (counter.count >= msg.count) return { count: counter.count, bytes: counter.bytes };
+    counter.waiters.push({ count: msg.count, event: msg.event, reply });
+    return undefined;
+  },
+  counted(msg) {
+    const counter = get(msg).counting.get(msg.event);
+    if (!counter) throw new Error(`not counting ${msg.event}`);
+    return { count: counter.count, bytes: counter.bytes };
+  },
+  stall(msg) {
+    // Stop reading the WebSocket's TCP socket (a reader that is alive but takes nothing):
+    // the kernel buffers fill and the server's writes back up.
+    const { socket } = get(msg);
+    const transport = socket.io.engine && socket.io.engine.transport;
+    const ws = transport && transport.ws;
+    if (!ws || !ws._socket) throw new Error("stall needs a websocket transport");
+    ws._socket.pause();
     return {};
   },
   forget(msg) {
