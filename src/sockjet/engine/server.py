@@ -94,6 +94,9 @@ class EngineServer:
     * ``close_timeout``: how long a server-side close over polling waits for the client's next
       GET to deliver what is queued and the CLOSE packet (Node's 30 s).
     * ``hook_timeout``: the longest ``allow_request`` or a CORS origin predicate may take.
+    * ``max_packets_per_poll``: most packets in one polling answer (None: all that are queued,
+      as Node does). python-engineio's client (python-socketio) refuses answers of more than
+      16 packets ("Unexpected packet from server"): set 16 when such clients poll.
 
     ``cookie``: set a session cookie on polling handshakes, for load balancers that stick by
     cookie (:class:`~sockjet.engine.cookie.SessionCookie`).
@@ -119,6 +122,7 @@ class EngineServer:
         slow_consumer_timeout: float = DEFAULT_SLOW_CONSUMER_TIMEOUT,
         close_timeout: float = 30.0,
         hook_timeout: float = 45.0,
+        max_packets_per_poll: int | None = None,
         cookie: SessionCookie | None = None,
     ) -> None:
         if isinstance(transports, str) or not transports or not set(transports) <= _TRANSPORTS:
@@ -154,6 +158,9 @@ class EngineServer:
         """What flow control counted: dropped volatile packets, slow consumers."""
         self.close_timeout = close_timeout
         self.hook_timeout = hook_timeout
+        if max_packets_per_poll is not None and max_packets_per_poll < 1:
+            raise ValueError(f"max_packets_per_poll must be at least 1, not {max_packets_per_poll}")
+        self.max_packets_per_poll = max_packets_per_poll
         self.cookie = cookie
         """The session cookie set on polling handshakes (see :mod:`sockjet.engine.cookie`)."""
         self._allow_request = allow_request
@@ -385,6 +392,7 @@ class EngineServer:
                 flow=self.flow,
                 stats=self.stats,
                 on_closed=self._forget,
+                max_packets_per_poll=self.max_packets_per_poll,
             )
         session = Session(sid, request, ctx=ctx, machine=machine, websocket=conn)
         sessions[sid] = session

@@ -54,7 +54,15 @@ Transport = PollingTransport | WebSocketTransport
 class SessionContext:
     """What every session of one engine shares: one object per engine, not per session."""
 
-    __slots__ = ("flow", "http_compression", "loop", "max_payload", "on_closed", "stats")
+    __slots__ = (
+        "flow",
+        "http_compression",
+        "loop",
+        "max_packets_per_poll",
+        "max_payload",
+        "on_closed",
+        "stats",
+    )
 
     def __init__(
         self,
@@ -65,10 +73,12 @@ class SessionContext:
         flow: FlowLimits,
         stats: FlowStats,
         on_closed: Callable[[Session], None],
+        max_packets_per_poll: int | None = None,
     ) -> None:
         self.loop = loop
         self.max_payload = max_payload
         self.http_compression = http_compression
+        self.max_packets_per_poll = max_packets_per_poll
         self.flow = flow
         self.stats = stats
         self.on_closed = on_closed

@@ -118,7 +118,9 @@ class Server:
     ``slow_consumer_timeout`` seconds, or would pass ``max_outbound_bytes``, is closed as a slow
     consumer (see :mod:`sockjet.engine.flow`). A client that joins no namespace within
     ``connect_timeout`` is closed, and user hooks (``allow_request``, a CORS predicate,
-    connection middlewares, dynamic namespace matchers) get that long at most. ``connection_state_recovery`` (True, or a
+    connection middlewares, dynamic namespace matchers) get that long at most.
+    ``max_packets_per_poll`` caps the packets of one polling answer (set 16 for python-socketio
+    clients that poll: see :class:`~sockjet.engine.server.EngineServer`). ``connection_state_recovery`` (True, or a
     :class:`~sockjet.server.recovery.ConnectionStateRecovery` with its limits) lets a client back
     within minutes recover its id, rooms, data and missed packets (Node's option of that name;
     the memory adapter supports it, the Redis adapter does not, like Node's). ``cookie`` (True,
@@ -153,6 +155,7 @@ class Server:
         max_outbound_bytes: int = DEFAULT_MAX_BUFFERED,
         slow_consumer_timeout: float = DEFAULT_SLOW_CONSUMER_TIMEOUT,
         max_concurrent_handlers: int = 64,
+        max_packets_per_poll: int | None = None,
         cleanup_empty_child_namespaces: bool = True,
         connection_state_recovery: ConnectionStateRecovery | bool = False,
         cookie: SessionCookie | bool = False,
@@ -188,6 +191,7 @@ class Server:
             max_outbound_bytes=max_outbound_bytes,
             slow_consumer_timeout=slow_consumer_timeout,
             hook_timeout=connect_timeout or 45.0,
+            max_packets_per_poll=max_packets_per_poll,
             cookie=SessionCookie() if cookie is True else cookie or None,
         )
         """The Engine.IO server the serving layer feeds."""

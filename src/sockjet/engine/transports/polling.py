@@ -190,17 +190,27 @@ class PollingTransport:
 
     def _answer(self, request: HTTPRequest, headers: Headers) -> HTTPResponse:
         queue = self._queue
+        session = self._session
         if queue:
+            cap = session.ctx.max_packets_per_poll
+            if cap is not None and len(queue) > cap:
+                # the rest goes with the next poll, which the client sends at once
+                self._queue = queue[cap:]
+                queue = queue[:cap]
+                self._queued -= sum(map(len, queue))
+            else:
+                self._queue = []
+                self._queued = 0
             parts = [message.polling() for message in queue]
-            self._queue = []
-            self._queued = 0
-            if self._watched is not None:
+            watched = self._watched
+            if watched is not None and self._queued <= watched:
                 self._watched = None
-                self._session.drained(self)
+                session.drained(self)
         else:
             parts = []
-        session = self._session
-        if (
+        if self._queue:
+            pass  # more to come: the CLOSE packet, if due, goes last with the next poll
+        elif (
             not self.discarded
             and not session.is_open
             and session.machine.close_reason != TRANSPORT_CLOSE
