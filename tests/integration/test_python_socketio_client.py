@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from typing import Any
 
-import aiohttp
 import pytest
 import socketio  # type: ignore[import-untyped]  # no stubs
 from peers import NodePuppet, Recorder, Serve
+from psio_peers import psio_client
 
 from sockjet import Server, Socket
 
@@ -66,41 +63,6 @@ def record(client: socketio.AsyncClient, seen: Recorder, event: str, namespace: 
     client.on(event, handler, namespace=namespace)
 
 
-class EagerResponse(aiohttp.ClientResponse):
-    """A response whose body is read as soon as its headers are in (WebSocket upgrades
-    excepted), so its connection is always released."""
-
-    async def start(self, connection: Any) -> aiohttp.ClientResponse:
-        response = await super().start(connection)
-        if self.status != 101:
-            await self.read()
-        return response
-
-
-@asynccontextmanager
-async def client(
-    url: str, transport: str, *, namespaces: list[str] | None = None, setup: Callable[..., Any]
-) -> AsyncIterator[socketio.AsyncClient]:
-    # Our own HTTP session, closed only once python-engineio's write loop is done, and reading
-    # every response: python-engineio never reads its POST responses, which leaks an aiohttp
-    # connection whenever a body arrives after its headers (ResourceWarning at GC).
-    async with aiohttp.ClientSession(response_class=EagerResponse) as http:
-        sio = socketio.AsyncClient(reconnection=False, http_session=http)
-        setup(sio)
-        await sio.connect(url, transports=[transport], namespaces=namespaces, wait_timeout=5)
-        try:
-            yield sio
-        finally:
-            # Its polling write loop also exits without sending the queued DISCONNECT and
-            # CLOSE when disconnect() is called while one of its POSTs is in flight (the
-            # session then lingers until the next ping): let the queue drain first.
-            await asyncio.wait_for(sio.eio.queue.join(), 5)
-            writer = sio.eio.write_loop_task
-            await sio.disconnect()
-            if writer is not None:
-                await asyncio.wait_for(writer, 5)
-
-
 @pytest.mark.parametrize("transport", ["websocket", "polling"])
 async def test_python_socketio_basics(serve: Serve, transport: str) -> None:
     seen = Recorder()
@@ -117,7 +79,7 @@ async def test_python_socketio_basics(serve: Serve, transport: str) -> None:
 
         sio.on("question", question)
 
-    async with client(url, transport, namespaces=["/", "/admin"], setup=setup) as sio:
+    async with psio_client(url, transport, namespaces=["/", "/admin"], setup=setup) as sio:
         socket = await seen.get("connection")
         assert await got.get("/ welcome") == (socket.id,)
         assert await got.get("/admin welcome") == ("admin",)
@@ -148,7 +110,7 @@ async def test_broadcast_reaches_both_stacks(puppet: NodePuppet, serve: Serve) -
     def setup(sio: socketio.AsyncClient) -> None:
         record(sio, got, "shouted")
 
-    async with client(url, "polling", setup=setup) as sio:
+    async with psio_client(url, "polling", setup=setup) as sio:
         await sio.emit("shout", "from python")
         assert await got.get("/ shouted") == ("from python",)
         assert await official.next_event("shouted") == ["from python"]
