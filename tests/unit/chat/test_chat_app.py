@@ -504,3 +504,27 @@ async def test_history_is_bounded_in_characters_too() -> None:
     assert [m["message"] for m in reply["history"]] == ["text 5"]
     await c.io.close()
     await c.app.close()
+
+
+async def test_a_trailing_notice_needs_its_typist_still_in_the_room() -> None:
+    c = Chat(typing_interval=0.02)
+    await c.app.start()
+    ann, bob, cy = c.client(), c.client(), c.client()
+    for client, name in zip((ann, bob, cy), ("Ann", "Bob", "Cy"), strict=True):
+        await client.join("r", name.lower(), name)
+    bob.take()
+    ann.emit("typing", {"roomId": "r"})
+    ann.emit("typing", {"roomId": "r"})  # due as a trailing notice...
+    c.io.in_(ann.id).sockets_leave("r")  # ...but the server took her out of the room
+    cy.emit("typing", {"roomId": "r"})
+    cy.emit("typing", {"roomId": "r"})  # Cy's trailing notice comes after Ann's would have
+    await bob.wait_for("userTyping", 3)
+    assert bob.take("userTyping") == [{"username": u} for u in ("Ann", "Cy", "Cy")]
+    cy.emit("typing", {"roomId": "r"})
+    cy.emit("typing", {"roomId": "r"})
+    c.app.typing_notices.close()  # closing forgets what is due
+    assert not c.app.typing_notices._windows
+    with pytest.raises(ValueError, match="0 or more seconds"):
+        Chat(typing_interval=-1)
+    await c.io.close()
+    await c.app.close()

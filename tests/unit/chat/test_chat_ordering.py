@@ -5,6 +5,7 @@ lookups are held back as a slow cluster's would be."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
@@ -244,3 +245,64 @@ async def test_a_leave_still_waiting_when_the_socket_drops_is_announced_once(
     await ann.wait_for("userLeft")
     await ann.call("echo")
     assert ann.take() == [{"userId": "u2", "username": "Bob"}]
+
+
+async def test_a_socket_gone_during_the_lookup_joins_nothing(
+    app: tuple[Server, ChatApp], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    io, chat = app
+    lookups = HeldLookups(chat, monkeypatch)
+    ann, bob = FakeClient(io), FakeClient(io)
+    await ann.join("r", "u1", "Ann")
+    ann.take()
+    lookups.close()
+    bob.client.on_message(join_packet(91, "r", "u2", "Bob"))
+    await settle()  # waiting for the lookup
+    bob.drop()
+    lookups.open()
+    await ann.call("echo")
+    await settle()
+    assert ann.take() == [] and not chat._order.busy(bob.id)
+
+
+async def test_what_changed_during_the_lookup_is_checked_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    io = Server()
+    chat = ChatApp(io, MemoryStore(), max_rooms_per_socket=1, retry_delays=())
+    await chat.start()
+    lookups = HeldLookups(chat, monkeypatch)
+    ann = FakeClient(io)
+    lookups.close()
+    ann.client.on_message(join_packet(91, "a", "u1", "Ann"))
+    await settle()
+    io.in_(ann.id).sockets_join("b")  # the server puts her in a room meanwhile
+    lookups.open()
+    await ann.call("echo")
+    assert ann.acks[91] == [{"ok": False, "error": "you can be in at most 1 rooms"}]
+    await io.close()
+    await chat.close()
+
+
+async def test_who_is_online_falls_back_to_what_the_first_lookup_saw(
+    app: tuple[Server, ChatApp], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    io, chat = app
+    ann, bob = FakeClient(io), FakeClient(io)
+    await ann.join("r", "u1", "Ann")
+    adapter = chat.nsp.adapter
+    lookup = adapter.fetch_sockets
+    calls = 0
+
+    async def second_fails(opts: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise TimeoutError("the cluster did not answer")
+        return await lookup(opts)
+
+    monkeypatch.setattr(adapter, "fetch_sockets", second_fails)
+    with caplog.at_level(logging.WARNING, "sockjet.chat"):
+        reply = await bob.join("r", "u2", "Bob")
+    assert [u["username"] for u in reply["online"]] == ["Ann", "Bob"]
+    assert "could not tell who is in room 'r'" in caplog.text
