@@ -246,9 +246,26 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def _message_chars(text: str) -> int:
+    from sockjet.chat.validation import MAX_PAYLOAD, max_message_chars_for
+
+    ceiling = max_message_chars_for(MAX_PAYLOAD)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of characters: {text!r}") from None
+    if not 1 <= value <= ceiling:
+        raise argparse.ArgumentTypeError(
+            f"must be 1 to {ceiling} (what the {MAX_PAYLOAD}-byte max payload holds at 4 bytes "
+            f"a character), got {text}"
+        )
+    return value
+
+
 def add_chat_command(subparsers: Subparsers) -> None:
     """``sockjet chat [options]``: the chat application and its front end on one port."""
     from sockjet.chat.store import default_database_url
+    from sockjet.chat.validation import MAX_MESSAGE_CHARS, MAX_PAYLOAD, max_message_chars_for
 
     parser = subparsers.add_parser(
         "chat",
@@ -291,6 +308,17 @@ def add_chat_command(subparsers: Subparsers) -> None:
         metavar="DIR",
         help="the built front end to serve (default: examples/chat/web/dist when built)",
     )
+    parser.add_argument(
+        "--max-message-chars",
+        metavar="N",
+        type=_message_chars,
+        default=MAX_MESSAGE_CHARS,
+        help=(
+            "longest message, in characters (%(default)s); at most "
+            f"{max_message_chars_for(MAX_PAYLOAD)}, what the {MAX_PAYLOAD}-byte max payload "
+            "holds at 4 bytes a character"
+        ),
+    )
     _add_process_options(parser)
     parser.set_defaults(run=run_chat)
 
@@ -312,6 +340,7 @@ def run_chat(args: argparse.Namespace) -> int:
             ping_timeout=args.ping_timeout,
             adapter=adapter,
             web_dir=args.web if args.web is not None else find_web_dir(),
+            max_message_chars=args.max_message_chars,
         )
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             return runner.run(_serve_with_signals(service, "the chat", args.host, args.port, {}))

@@ -10,6 +10,8 @@ cluster, and a headless Chromium.
   afterwards. It never touches the machine's own PostgreSQL.
 * :class:`PrivateRedis` runs a throw-away ``redis-server`` on a free loopback port (nothing
   saved to disk), for clusters of chat servers.
+* :class:`NodeChat` runs ``node/chat_node.js``: the Node chat that ``sockjet chat`` replaces
+  (socket.io 4.8, the same events), in a Redis cluster through ``@socket.io/redis-adapter``.
 * :func:`launch_chromium` opens Debian's Chromium through Playwright, with a fresh profile and
   none of its background network traffic; Playwright never downloads a browser here.
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -31,6 +34,8 @@ import tempfile
 from collections import deque
 from pathlib import Path
 from typing import Any, Self
+
+from peers import HERE, PuppetError, _LineProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB_DIST = ROOT / "examples" / "chat" / "web" / "dist"
@@ -297,6 +302,61 @@ class PrivateRedis:
             proc.kill()
             await proc.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# -- the Node chat -------------------------------------------------------------------------------
+
+
+class NodeChat(_LineProcess):
+    """``node/chat_node.js`` on a free port, in the cluster of ``redis_url``.
+
+    ``async with NodeChat(redis.url) as chat: chat.url``. Heartbeat times are in seconds.
+    """
+
+    def __init__(
+        self,
+        redis_url: str,
+        *,
+        name: str = "chat",
+        ping_interval: float = 25.0,
+        ping_timeout: float = 20.0,
+    ) -> None:
+        super().__init__(f"node chat {name}")
+        self.options = {
+            "url": redis_url,
+            "name": name,
+            "pingInterval": int(ping_interval * 1000),
+            "pingTimeout": int(ping_timeout * 1000),
+        }
+        self.port = 0
+        self._ready: asyncio.Future[dict[str, Any]] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def __aenter__(self) -> Self:
+        self._ready = asyncio.get_running_loop().create_future()
+        script = str(HERE / "node" / "chat_node.js")
+        await self._spawn(script, env={"CHAT_NODE_OPTIONS": json.dumps(self.options)})
+        try:
+            hello = await asyncio.wait_for(asyncio.shield(self._ready), 15.0)
+        except (TimeoutError, PuppetError):
+            await self._stop(None)
+            raise PuppetError(f"{self.name} did not start; stderr:\n{self.stderr_text()}") from None
+        self.port = int(hello["port"])
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stop(b"")  # closing stdin lets it close its server and exit
+
+    def _on_line(self, msg: dict[str, Any]) -> None:
+        if msg.get("type") == "ready" and self._ready is not None and not self._ready.done():
+            self._ready.set_result(msg)
+
+    def _on_exit(self, exc: PuppetError) -> None:
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_exception(exc)
 
 
 # -- Chromium ------------------------------------------------------------------------------------

@@ -124,6 +124,19 @@ async def test_two_people_chat_in_chromium(tmp_path: Path) -> None:
             )
             assert await ann.evaluate("window.pwned") is None
 
+            # The page does not cap messages itself: the server's limit (--max-message-chars)
+            # applies, its refusal is shown and the text stays in the box.
+            box = ann.get_by_test_id("message-input")
+            await box.fill("x" * 2001)
+            await ann.get_by_test_id("send-button").click()
+            await expect(ann.get_by_test_id("error")).to_contain_text(
+                "message is longer than 2000 characters"
+            )
+            await expect(box).to_have_value("x" * 2001)
+            await box.fill("")
+            await ann.get_by_role("button", name="dismiss").click()
+            await expect(ann.get_by_test_id("error")).to_have_count(0)
+
             # A reload brings the history back (name and room are kept by the tab).
             sent = await ann.get_by_test_id("message").count()
             assert sent == 5

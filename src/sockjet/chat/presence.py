@@ -1,34 +1,33 @@
 """Who is in which room: derived from the sockets themselves, never from a separate registry.
 
-A socket that joined a chat room is in the Socket.IO room :func:`room_key` of it and carries
-its user in ``socket.data`` (``userId``, ``username``). Who is online in a room is the set of
-distinct users of the sockets in that room, as ``fetch_sockets()`` reports them, so it is right
-across tabs (one user, several sockets), reconnects (a new socket replaces an old one) and, with
-a cluster adapter, across servers. Nothing needs cleaning up when a socket goes: it leaves its
-rooms and its user is no longer counted.
+A socket that joined a chat room is in the Socket.IO room named by the room's id, exactly (as
+in the Node chat, so that Node servers and ``@socket.io/redis-emitter`` in the same cluster
+reach the same clients), and carries its user in ``socket.data`` (``userId``, ``username``). Who
+is online in a room is the set of distinct users of the sockets in that room, as
+``fetch_sockets()`` reports them, so it is right across tabs (one user, several sockets),
+reconnects (a new socket replaces an old one) and, with a cluster adapter, across servers.
+Nothing needs cleaning up when a socket goes: it leaves its rooms and its user is no longer
+counted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Protocol
 
-__all__ = ["ROOM_PREFIX", "ChatUser", "chat_rooms", "online_users", "room_key", "user_of"]
-
-ROOM_PREFIX: Final = "chat:"
-"""Chat rooms live under this prefix, so a room name can never be another socket's own room
-(each socket is in the room named by its id)."""
+__all__ = ["ChatUser", "chat_rooms", "is_socket_id", "online_users", "user_of"]
 
 
-def room_key(room_id: str) -> str:
-    """The Socket.IO room of a chat room."""
-    return ROOM_PREFIX + room_id
+def chat_rooms(rooms: Iterable[str], socket_id: str) -> list[str]:
+    """The chat rooms among a socket's Socket.IO rooms: all but its own (named by its id)."""
+    return sorted(r for r in rooms if r != socket_id)
 
 
-def chat_rooms(rooms: Iterable[str]) -> list[str]:
-    """The chat room ids among a socket's Socket.IO rooms."""
-    return sorted(r[len(ROOM_PREFIX) :] for r in rooms if r.startswith(ROOM_PREFIX))
+def is_socket_id(room_id: str, sockets: Iterable[_HasData]) -> bool:
+    """Whether one of ``sockets`` is named ``room_id``: a chat room of that name would receive
+    what is sent to that socket alone."""
+    return any(s.id == room_id for s in sockets)
 
 
 @dataclass(frozen=True, slots=True)

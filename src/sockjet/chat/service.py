@@ -12,6 +12,7 @@ from typing import Any
 
 from sockjet.chat.app import ChatApp
 from sockjet.chat.store import open_store
+from sockjet.chat.validation import MAX_PAYLOAD
 from sockjet.engine.io import HTTPRequest, HTTPResponse
 from sockjet.server import AdapterFactory, Server
 
@@ -49,6 +50,9 @@ async def _not_built(request: HTTPRequest) -> HTTPResponse:
 class ChatService:
     """Everything ``sockjet chat`` serves, built from its options.
 
+    ``app_options`` go to :class:`~sockjet.chat.app.ChatApp` (``max_message_chars``...); the
+    server accepts packets of :data:`~sockjet.chat.validation.MAX_PAYLOAD` bytes.
+
     ``await serve(host, port)`` opens the database (raising
     :class:`~sockjet.chat.store.StoreError` when it cannot) and starts serving; ``await
     close()`` disconnects everyone, then saves what was accepted and closes the database.
@@ -65,7 +69,12 @@ class ChatService:
         cluster_timeout: float = 10.0,
         **app_options: Any,
     ) -> None:
-        self.io = Server(ping_interval=ping_interval, ping_timeout=ping_timeout, adapter=adapter)
+        self.io = Server(
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            adapter=adapter,
+            max_payload=MAX_PAYLOAD,
+        )
         self.store = open_store(database_url)
         self.app = ChatApp(self.io, self.store, **app_options)
         self.web_dir = Path(web_dir) if web_dir is not None else None

@@ -14,11 +14,14 @@ from typing import Any, Final
 __all__ = [
     "MAX_MESSAGE_CHARS",
     "MAX_NAME_CHARS",
+    "MAX_PAYLOAD",
     "MAX_ROOM_CHARS",
     "MAX_USER_ID_CHARS",
+    "MESSAGE_ENVELOPE_BYTES",
     "ChatInputError",
     "JoinRequest",
     "SendRequest",
+    "max_message_chars_for",
     "parse_join",
     "parse_room",
     "parse_send",
@@ -29,6 +32,20 @@ MAX_MESSAGE_CHARS: Final = 2000
 MAX_NAME_CHARS: Final = 32
 MAX_ROOM_CHARS: Final = 64
 MAX_USER_ID_CHARS: Final = 64
+MAX_PAYLOAD: Final = 1_000_000
+"""Bytes of one packet the server of ``sockjet chat`` accepts (``sockjet.Server``'s default
+``max_payload``): what bounds ``max_message_chars``."""
+MESSAGE_ENVELOPE_BYTES: Final = 1024
+"""Room for what surrounds a message's text in its packet (``42<ack id>["sendMessage",
+{"roomId":"<up to 64 characters>","message":"..."}]``: about 350 bytes at most), rounded up."""
+
+
+def max_message_chars_for(max_payload: int) -> int:
+    """The longest message (in characters) that always fits in one packet of ``max_payload``
+    bytes: a character is at most 4 bytes of UTF-8 (as socket.io-client sends JSON; newline, tab,
+    quote and backslash are escaped in 2), plus :data:`MESSAGE_ENVELOPE_BYTES`."""
+    return max(0, (max_payload - MESSAGE_ENVELOPE_BYTES) // 4)
+
 
 # C0 controls and DEL. Messages may keep newlines and tabs; names and ids may not.
 _NAME_FORBIDDEN: Final = re.compile(r"[\x00-\x1f\x7f]")

@@ -94,6 +94,9 @@ class FakeClient:
             url="/socket.io/?EIO=4&transport=websocket",
         )
         self.events: list[tuple[str, list[Any]]] = []
+        self.arrived = asyncio.Event()  # set whenever an event arrives
+        self.writable = True  # False: as a polling client with no GET pending (volatile lost)
+        self.volatile_dropped = 0
         self.acks: dict[int, list[Any]] = {}
         self.close_reason: str | None = None
         self._next_ack = itertools.count(1)
@@ -106,6 +109,9 @@ class FakeClient:
 
     def send(self, message: Outgoing, *, volatile: bool = False) -> bool:
         if self.close_reason is not None:
+            return False
+        if volatile and not self.writable:
+            self.volatile_dropped += 1
             return False
         data = message.data
         assert isinstance(data, str) and data[0] == "4", data
@@ -124,6 +130,7 @@ class FakeClient:
         elif kind == "2":
             event, *args = orjson.loads(rest)
             self.events.append((event, args))
+            self.arrived.set()
         elif kind == "3":
             digits = len(rest) - len(rest.lstrip("0123456789"))
             self.acks[int(rest[:digits])] = orjson.loads(rest[digits:])
@@ -155,6 +162,17 @@ class FakeClient:
         picked = [args[0] if args else None for name, args in self.events if event in (None, name)]
         self.events = [(n, a) for n, a in self.events if event not in (None, n)]
         return picked
+
+    async def wait_for(self, event: str, count: int = 1) -> None:
+        """Wait (2 s at most) until ``count`` events named ``event`` are held (not taken yet)."""
+        async with asyncio.timeout(2):
+            while sum(1 for name, _ in self.events if name == event) < count:
+                self.arrived.clear()
+                await self.arrived.wait()
+
+    def names(self) -> list[str]:
+        """The names of the events held, in arrival order."""
+        return [name for name, _ in self.events]
 
     def drop(self, reason: str = "transport close") -> None:
         if self.close_reason is None:

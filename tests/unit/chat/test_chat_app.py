@@ -355,7 +355,7 @@ async def test_presence_lookup_failure_is_logged_not_raised(
     with caplog.at_level(logging.ERROR, "sockjet.chat"):
         (ack,) = await bob.call("leaveRoom", {"roomId": "r"})
     assert ack == {"ok": True, "roomId": "r"}
-    assert "could not tell who is still in chat:r" in caplog.text
+    assert "could not tell who is still in room 'r'" in caplog.text
 
 
 def test_the_package_exports_lazily() -> None:
@@ -364,3 +364,167 @@ def test_the_package_exports_lazily() -> None:
     assert sockjet.chat.ChatApp is ChatApp
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         _ = sockjet.chat.nope  # type: ignore[attr-defined]
+
+
+# -- rooms are named by their ids; a socket's own room is not one -------------------------------
+
+
+async def test_a_room_is_the_socket_io_room_of_its_name(chat: Chat) -> None:
+    ann = chat.client()
+    await ann.join("general", "u1", "Ann")
+    assert chat.io.sockets.sockets[ann.id].rooms == {ann.id, "general"}
+    # What a Node server or @socket.io/redis-emitter sends to "general" reaches the chat.
+    chat.io.to("general").emit("receiveMessage", {"message": "from elsewhere"})
+    assert ann.take("receiveMessage") == [{"message": "from elsewhere"}]
+
+
+async def test_a_room_named_like_a_socket_is_refused(chat: Chat) -> None:
+    ann, bob = chat.client(), chat.client()
+    await bob.join("general", "u2", "Bob")
+    for name in (bob.id, ann.id):  # another socket's own room, or one's own
+        reply = await ann.join(name, "u1", "Ann")
+        assert reply == {"ok": False, "error": "this room name is taken: choose another"}
+    assert chat.io.sockets.sockets[ann.id].rooms == {ann.id}
+    assert bob.take("userJoined") == []
+    # Nor is a socket's own room one it could send, type or leave to.
+    for event, payload in (
+        ("sendMessage", {"roomId": ann.id, "message": "hi"}),
+        ("typing", {"roomId": ann.id}),
+    ):
+        (reply,) = await ann.call(event, payload)
+        assert reply["ok"] is False
+    assert await ann.call("leaveRoom", {"roomId": ann.id}) == [{"ok": True, "roomId": ann.id}]
+    assert ann.id in chat.io.sockets.sockets[ann.id].rooms
+
+
+async def test_a_join_the_cluster_cannot_check_is_refused(
+    chat: Chat, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*args: Any) -> Any:
+        raise TimeoutError("the cluster did not answer")
+
+    monkeypatch.setattr(chat.app.nsp.adapter, "fetch_sockets", broken)
+    ann = chat.client()
+    with caplog.at_level(logging.WARNING, "sockjet.chat"):
+        reply = await ann.join("general", "u1", "Ann")
+    assert reply == {"ok": False, "error": "the chat cannot be joined right now"}
+    assert "could not look into room 'general'" in caplog.text
+    assert chat.io.sockets.sockets[ann.id].rooms == {ann.id}
+
+
+# -- typing --------------------------------------------------------------------------------------
+
+
+async def test_typing_is_never_volatile(chat: Chat) -> None:
+    ann, bob = chat.client(), chat.client()
+    await ann.join("general", "u1", "Ann")
+    await bob.join("general", "u2", "Bob")
+    bob.writable = False  # a polling client between two GETs
+    ann.emit("typing", {"roomId": "general"})
+    await settle()
+    assert bob.take("userTyping") == [{"username": "Ann"}] and bob.volatile_dropped == 0
+
+
+async def test_typing_is_thinned_to_one_notice_per_interval_and_a_trailing_one() -> None:
+    c = Chat(typing_interval=0.05)
+    await c.app.start()
+    ann, bob, cy, dee = c.client(), c.client(), c.client(), c.client()
+    for client, name in zip((ann, bob, cy, dee), ("Ann", "Bob", "Cy", "Dee"), strict=True):
+        await client.join("r", name.lower(), name)
+    bob.take()
+    for _ in range(5):  # a burst of keystrokes
+        ann.emit("typing", {"roomId": "r"})
+    cy.emit("typing", {"roomId": "r"})  # another user is counted apart
+    assert bob.take("userTyping") == [{"username": "Ann"}, {"username": "Cy"}]
+    await bob.wait_for("userTyping")  # the burst's trailing notice, once the interval ends
+    assert bob.take("userTyping") == [{"username": "Ann"}]
+    # A message ends the typing: the next notice goes out at once...
+    ann.emit("typing", {"roomId": "r"})  # due as a trailing notice
+    ann.emit("sendMessage", {"roomId": "r", "message": "done"})
+    ann.emit("typing", {"roomId": "r"})
+    assert bob.take("userTyping") == [{"username": "Ann"}]
+    # ...and the trailing notice that was due is dropped: Dee's, due after it would have
+    # come, arrives alone.
+    dee.emit("typing", {"roomId": "r"})
+    dee.emit("typing", {"roomId": "r"})
+    assert bob.take("userTyping") == [{"username": "Dee"}]
+    await bob.wait_for("userTyping")
+    assert bob.take("userTyping") == [{"username": "Dee"}]
+    assert bob.names() == ["receiveMessage"]
+    await c.io.close()
+    await c.app.close()
+
+
+async def test_typing_interval_zero_sends_every_notice() -> None:
+    c = Chat(typing_interval=0)
+    await c.app.start()
+    ann, bob = c.client(), c.client()
+    await ann.join("r", "u1", "Ann")
+    await bob.join("r", "u2", "Bob")
+    for _ in range(3):
+        ann.emit("typing", {"roomId": "r"})
+    assert bob.take("userTyping") == [{"username": "Ann"}] * 3
+    await c.io.close()
+    await c.app.close()
+
+
+# -- limits --------------------------------------------------------------------------------------
+
+
+def test_the_longest_message_must_fit_in_max_payload() -> None:
+    io = Server(max_payload=10_000)
+    store = MemoryStore()
+    assert ChatApp(io, store, max_message_chars=2244).max_message_chars == 2244
+    for bad in (2245, 0):
+        with pytest.raises(ValueError, match=r"max_message_chars must be 1 to 2244"):
+            ChatApp(Server(max_payload=10_000), store, max_message_chars=bad)
+
+
+async def test_the_message_limit_is_an_option() -> None:
+    c = Chat(max_message_chars=10)
+    await c.app.start()
+    ann = c.client()
+    await ann.join("r", "u1", "Ann")
+    assert (await ann.call("sendMessage", {"roomId": "r", "message": "é" * 10}))[0]["ok"]
+    assert await ann.call("sendMessage", {"roomId": "r", "message": "é" * 11}) == [
+        {"ok": False, "error": "message is longer than 10 characters"}
+    ]
+    await c.io.close()
+    await c.app.close()
+
+
+async def test_history_is_bounded_in_characters_too() -> None:
+    c = Chat(history_max_chars=25)
+    await c.app.start()
+    c.store.rows = [message(n) for n in range(1, 6)]  # "text 1" .. "text 5": 6 characters each
+    reply = await c.client().join("r", "u1", "Ann")
+    assert [m["message"] for m in reply["history"]] == ["text 2", "text 3", "text 4", "text 5"]
+    c.app.history_max_chars = 3  # the newest message is always there
+    reply = await c.client().join("r", "u2", "Bob")
+    assert [m["message"] for m in reply["history"]] == ["text 5"]
+    await c.io.close()
+    await c.app.close()
+
+
+async def test_a_trailing_notice_needs_its_typist_still_in_the_room() -> None:
+    c = Chat(typing_interval=0.02)
+    await c.app.start()
+    ann, bob, cy = c.client(), c.client(), c.client()
+    for client, name in zip((ann, bob, cy), ("Ann", "Bob", "Cy"), strict=True):
+        await client.join("r", name.lower(), name)
+    bob.take()
+    ann.emit("typing", {"roomId": "r"})
+    ann.emit("typing", {"roomId": "r"})  # due as a trailing notice...
+    c.io.in_(ann.id).sockets_leave("r")  # ...but the server took her out of the room
+    cy.emit("typing", {"roomId": "r"})
+    cy.emit("typing", {"roomId": "r"})  # Cy's trailing notice comes after Ann's would have
+    await bob.wait_for("userTyping", 3)
+    assert bob.take("userTyping") == [{"username": u} for u in ("Ann", "Cy", "Cy")]
+    cy.emit("typing", {"roomId": "r"})
+    cy.emit("typing", {"roomId": "r"})
+    c.app.typing_notices.close()  # closing forgets what is due
+    assert not c.app.typing_notices._windows
+    with pytest.raises(ValueError, match="0 or more seconds"):
+        Chat(typing_interval=-1)
+    await c.io.close()
+    await c.app.close()

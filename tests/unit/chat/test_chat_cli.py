@@ -23,6 +23,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     )
     assert args.database == f"sqlite:///{tmp_path}/sockjet/chat.db"
     assert args.redis is None and args.web is None
+    assert args.max_message_chars == 2000
     assert args.run is cli.run_chat
 
 
@@ -44,6 +45,8 @@ def test_every_option(capsys: pytest.CaptureFixture[str]) -> None:
             "redis://127.0.0.1:6379/0",
             "--web",
             "some/dir",
+            "--max-message-chars",
+            "100000",
             "--log-level",
             "debug",
             "--loop",
@@ -52,17 +55,43 @@ def test_every_option(capsys: pytest.CaptureFixture[str]) -> None:
     )
     assert args.port == 8000 and args.ping_interval == 2.5 and args.ping_timeout == 1.0
     assert args.database == "postgresql://db/chat" and args.redis == "redis://127.0.0.1:6379/0"
+    assert args.max_message_chars == 100_000
     with pytest.raises(SystemExit):
         main(["chat", "--help"])
-    assert "--ping-interval SECONDS" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "--ping-interval SECONDS" in out and "--max-message-chars N" in out
+    assert "at most 249744" in " ".join(out.split())
 
 
-@pytest.mark.parametrize("value", ["0", "-1", "soon", "nan"])
-def test_times_must_be_positive(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("value", ["0", "-5", "249745", "many", "1e3"])
+def test_message_chars_must_fit_in_the_max_payload(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as exited:
-        main(["chat", "--ping-timeout", value])
+        main(["chat", "--max-message-chars", value])
     assert exited.value.code == 2
-    assert "--ping-timeout" in capsys.readouterr().err
+    assert "--max-message-chars" in capsys.readouterr().err
+
+
+def test_the_longest_message_allowed_is_accepted() -> None:
+    args = build_parser().parse_args(["chat", "--max-message-chars", "249744"])
+    assert args.max_message_chars == 249_744
+
+
+def test_the_message_limit_reaches_the_app(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sockjet.chat import service
+    from sockjet.chat.store import StoreError
+
+    seen: dict[str, Any] = {}
+
+    class Service:
+        def __init__(self, **options: Any) -> None:
+            seen.update(options)
+            raise StoreError("stop here")
+
+    monkeypatch.setattr(service, "ChatService", Service)
+    assert main(["chat", "--database", "sqlite://:memory:", "--max-message-chars", "7"]) == 1
+    assert seen["max_message_chars"] == 7
 
 
 def test_web_dir_without_a_build(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

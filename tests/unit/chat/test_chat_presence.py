@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sockjet.chat.presence import ChatUser, chat_rooms, online_users, room_key, user_of
+from sockjet.chat.presence import ChatUser, chat_rooms, is_socket_id, online_users, user_of
 
 
 @dataclass
@@ -14,9 +14,18 @@ class FakeSocket:
     data: Any = field(default_factory=dict)
 
 
-def test_room_keys_never_collide_with_socket_rooms() -> None:
-    assert room_key("general") == "chat:general"
-    assert chat_rooms({"Xyz123", "chat:b", "chat:a", "other"}) == ["a", "b"]
+def test_chat_rooms_are_the_rooms_named_by_their_ids() -> None:
+    # As in the Node chat: the room "general" is the Socket.IO room "general"; only the
+    # socket's own room (its id) is no chat room.
+    assert chat_rooms({"Xyz123", "b", "a", "chat:c"}, "Xyz123") == ["a", "b", "chat:c"]
+    assert chat_rooms({"Xyz123"}, "Xyz123") == []
+
+
+def test_a_room_named_like_a_socket_is_recognised() -> None:
+    sockets = [FakeSocket("s1"), FakeSocket("s2")]
+    assert is_socket_id("s2", sockets)
+    assert not is_socket_id("general", sockets)
+    assert not is_socket_id("s3", [])
 
 
 def test_user_of_reads_socket_data_defensively() -> None:

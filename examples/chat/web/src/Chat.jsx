@@ -1,7 +1,6 @@
 import { useEffect, useRef, useState } from "react";
 import { useChat } from "./useChat.js";
 
-const MAX_MESSAGE = 2000;
 const SUGGESTED_ROOMS = ["general", "random"];
 const STATUS_LABELS = {
   connecting: "connecting…",
@@ -121,7 +120,6 @@ function Composer({ disabled, onSend, onTyping }) {
       <input
         data-testid="message-input"
         placeholder={disabled ? "Join a room to chat" : "Write a message"}
-        maxLength={MAX_MESSAGE}
         value={text}
         disabled={disabled}
         onChange={(e) => {
