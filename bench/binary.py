@@ -1,6 +1,9 @@
 """64 KB binary events: ``--clients`` (10) clients each keep ``--inflight`` (2) ``echo`` events
 carrying a 64 KiB attachment in flight; the server acks with the same bytes (a binary ack: a
-text frame and a binary frame each way). Reported: acks/s, MB/s each way, server CPU per ack."""
+text frame and a binary frame each way). Reported: acks/s, MB/s each way, server CPU per ack.
+``--client-writes`` (default per-message): each request is two messages, two writes (as
+socket.io-client sends the placeholder packet and the attachment); batched (the old generator)
+joins the replies to one read and masks with zero keys."""
 
 from __future__ import annotations
 
