@@ -1,6 +1,9 @@
 """64 KB binary events: ``--clients`` (10) clients each keep ``--inflight`` (2) ``echo`` events
 carrying a 64 KiB attachment in flight; the server acks with the same bytes (a binary ack: a
-text frame and a binary frame each way). Reported: acks/s, MB/s each way, server CPU per ack."""
+text frame and a binary frame each way). Reported: acks/s, MB/s each way, server CPU per ack.
+``--client-writes`` (default per-message): each request is two messages, two writes (as
+socket.io-client sends the placeholder packet and the attachment); batched (the old generator)
+joins the replies to one read and masks with zero keys."""
 
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from bench.harness import (
     run_scenario,
 )
 from bench.loadgen.drive import close_all, connect_many
-from bench.loadgen.wsclient import WSClient, client_frame
+from bench.loadgen.wsclient import WSClient
 
 __all__ = ["METRICS", "add_arguments", "main", "measure"]
 
@@ -46,25 +49,28 @@ async def measure(port: int, probe: Probe, args: argparse.Namespace) -> dict[str
 
     clients_n = 2 if args.quick else args.clients
     duration = QUICK_DURATION if args.quick else args.duration
-    blob = client_frame(os.urandom(SIZE), opcode=2)
+    blob = os.urandom(SIZE)
     acks = [0]
 
-    def request(ack_id: int) -> bytes:
-        head = f'451-{ack_id}["echo",{{"_placeholder":true,"num":0}}]'.encode()
-        return client_frame(head) + blob
+    def request(client: WSClient, ack_id: int) -> None:
+        # as socket.io-client: the placeholder packet, then the attachment, two messages
+        client.send(f'451-{ack_id}["echo",{{"_placeholder":true,"num":0}}]'.encode())
+        client.send(blob, opcode=2)
 
     def on_message(client: WSClient, payload: bytes) -> None:
         if len(payload) == SIZE:  # the attachment completes the binary ack
             acks[0] += 1
             client.tag += 1
-            client.out.append(request(client.tag))
+            request(client, client.tag)
 
-    clients = await connect_many(port, clients_n)
+    clients = await connect_many(port, clients_n, writes=args.client_writes)
     try:
         for client in clients:
             client.on_message = on_message
             client.tag = args.inflight
-            client.send_raw(b"".join(request(i) for i in range(args.inflight)))
+            for i in range(args.inflight):
+                request(client, i)
+            client.flush()
         await asyncio.sleep(QUICK_WARMUP if args.quick else 1.0)
         acks0, cpu0, gen0, t0 = acks[0], probe.cpu(), generator_cpu(), time.perf_counter()
         await asyncio.sleep(duration)

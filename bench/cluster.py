@@ -44,7 +44,7 @@ from bench.harness import (
     render_table,
 )
 from bench.loadgen.drive import Sink, close_all, connect_many, percentile
-from bench.loadgen.wsclient import WSClient, client_frame
+from bench.loadgen.wsclient import BATCHED, WSClient, client_frame
 
 __all__ = [
     "CLUSTERS",
@@ -247,11 +247,13 @@ async def measure(
     duration = 0.5 if args.quick else args.duration
     warmup = 0.2 if args.quick else 1.0
     half = clients_n // 2
-    on_a = await connect_many(ports[0], clients_n - half)
+    # The old generator's mode (zero masking keys, bursts in one write): the cross-node path is
+    # the server-to-server one, which the client's writes do not change.
+    on_a = await connect_many(ports[0], clients_n - half, writes=BATCHED)
     on_b: list[WSClient] = []
     latencies: list[float] = []
     try:
-        on_b = await connect_many(ports[1], half)
+        on_b = await connect_many(ports[1], half, writes=BATCHED)
         sink = Sink()
         for client in on_a:
             client.sink = sink

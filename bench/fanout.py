@@ -9,7 +9,15 @@ measured window / deliveries), server and generator CPU use (a generator near 10
 figure is the generator's limit, not the server's), latency p50/p99.
 
 ``--rooms R`` makes it the room fan-out: every client joins room ``i % R`` (with ack) and the
-driver cycles ``room_bcast`` over the rooms (each event reaches ``clients / R`` sockets).
+driver cycles ``room_bcast`` over the rooms (each event reaches ``clients / R`` sockets). Before
+the fan-out, the join phase is measured: for ``--join-duration`` seconds (after a warm-up) every
+client keeps one ``join`` in flight, sending the next as soon as the ack is back (its own room
+again: a join is idempotent, so the rooms stay as they are); reported: joins/s, server CPU per
+join, join latency p50/p99, server reads per join.
+
+``--client-writes``: ``per-message`` (default; the room scenario: both, side by side) sends every
+event in its own write with a random masking key, as a browser does; ``batched`` (the old
+generator) writes the driver's burst of events in one write, with zero keys.
 """
 
 from __future__ import annotations
@@ -42,8 +50,20 @@ METRICS = (
     Metric("latency_p50_ms", "latency p50 ms", "lower", "{:.1f}"),
     Metric("latency_p99_ms", "latency p99 ms", "lower", "{:.1f}"),
 )
+JOIN_METRICS = (
+    Metric("joins_per_s", "joins/s", "higher"),
+    Metric("server_us_per_join", "server CPU us/join", "lower", "{:.2f}"),
+    Metric("join_p50_ms", "join p50 ms", "lower", "{:.2f}"),
+    Metric("join_p99_ms", "join p99 ms", "lower", "{:.2f}"),
+    Metric("server_reads_per_join", "server reads/join", "lower", "{:.2f}"),
+)
 SAMPLED = 10
 PAD = "x" * 32
+
+
+def metrics(args: argparse.Namespace) -> tuple[Metric, ...]:
+    """This run's figures: the fan-out's, and the join phase's for the room fan-out."""
+    return METRICS + JOIN_METRICS if args.rooms and not args.polling else METRICS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,6 +74,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window", type=int, default=8, help="broadcasts in flight")
     parser.add_argument("--duration", type=float, default=5.0, help="measured seconds")
     parser.add_argument("--polling", action="store_true", help="receivers use HTTP long-polling")
+    parser.add_argument(
+        "--join-duration", type=float, default=3.0, help="measured seconds of the join phase"
+    )
 
 
 def _sampler(latencies: list[float]) -> Any:
@@ -77,19 +100,27 @@ async def measure(port: int, probe: Probe, args: argparse.Namespace) -> dict[str
     sink = Sink()
     sampler = _sampler(latencies)
     pollers: list[PollClient] = []
+    joins: dict[str, float] = {}
+    writes = args.client_writes
     if polling:
         # N polling receivers; the driver is one more (WebSocket) client, the latency sample.
         pollers = await connect_polling_many(port, clients_n)
-        clients = await connect_many(port, 1)
+        clients = await connect_many(port, 1, writes=writes)
         clients[0].on_message = sampler
         for poller in pollers:
             poller.sink = sink
         counted = clients_n
         clients_n += 1
     else:
-        clients = await connect_many(port, clients_n)
+        clients = await connect_many(port, clients_n, writes=writes)
         if rooms:  # before counting starts: the join acks must reach their callbacks
             await _join_rooms(clients, rooms)
+            joins = await _measure_joins(
+                clients,
+                probe,
+                QUICK_WARMUP if args.quick else 0.5,
+                QUICK_DURATION if args.quick else args.join_duration,
+            )
         for index, client in enumerate(clients):
             if index < SAMPLED:
                 client.on_message = sampler
@@ -108,12 +139,10 @@ async def measure(port: int, probe: Probe, args: argparse.Namespace) -> dict[str
             deadline = time.monotonic() + seconds
             window = args.window * per_event
             while time.monotonic() < deadline:
-                burst = []
                 while sent * per_event - sink.count < window:
-                    room = sent % rooms if rooms else None
-                    burst.append(_event(room))
+                    driver.send(_event(sent % rooms if rooms else None))
                     sent += 1
-                driver.send_raw(b"".join(burst))
+                driver.flush()  # batched: the burst in one write
                 if not await sink.reach(sent * per_event - window + per_event, 5.0):
                     raise TimeoutError("deliveries stalled")
 
@@ -129,6 +158,7 @@ async def measure(port: int, probe: Probe, args: argparse.Namespace) -> dict[str
     elapsed = t1 - t0
     deliveries = (count1 - count0) * clients_n / counted  # sampled clients included
     return {
+        **joins,
         "deliveries_per_s": deliveries / elapsed,
         "server_us_per_delivery": (cpu1 - cpu0) / deliveries * 1e6,
         "server_cpu": (cpu1 - cpu0) / elapsed,
@@ -139,14 +169,12 @@ async def measure(port: int, probe: Probe, args: argparse.Namespace) -> dict[str
 
 
 def _event(room: int | None) -> bytes:
-    from bench.loadgen.wsclient import client_frame
-
     t = time.perf_counter_ns()
     if room is None:
         text = f'42["bcast",{{"t":{t},"p":"{PAD}"}}]'
     else:
         text = f'42["room_bcast",{{"room":"r{room}","t":{t},"p":"{PAD}"}}]'
-    return client_frame(text.encode())
+    return text.encode()
 
 
 async def _join_rooms(clients: list[WSClient], rooms: int) -> None:
@@ -161,8 +189,73 @@ async def _join_rooms(clients: list[WSClient], rooms: int) -> None:
                 done.set_result(None)
 
         client.on_message = on_ack
+        client.tag = _Joiner(b"r%d" % (index % rooms))
         client.send_text(f'421["join",{{"room":"r{index % rooms}"}}]')
     await asyncio.wait_for(asyncio.gather(*pending), 30)
+
+
+class _Joiner:
+    """A client's state in the join phase: its room, next ack id, when its join left."""
+
+    __slots__ = ("ack_id", "room", "sent_ns")
+
+    def __init__(self, room: bytes) -> None:
+        self.room = room
+        self.ack_id = 1
+        self.sent_ns = 0
+
+    def next_join(self) -> bytes:
+        self.ack_id += 1
+        self.sent_ns = time.perf_counter_ns()
+        return b'42%d["join",{"room":"%s"}]' % (self.ack_id, self.room)
+
+
+async def _measure_joins(
+    clients: list[WSClient], probe: Probe, warmup: float, duration: float
+) -> dict[str, float]:
+    """Every client keeps one join in flight (see the module docstring); then waits for the
+    last acks, so that none reaches the fan-out phase's counters."""
+    latencies: list[float] = []
+    state = {"acks": 0, "outstanding": 0, "recording": False, "running": True}
+    drained = asyncio.get_running_loop().create_future()
+    perf_ns = time.perf_counter_ns
+
+    def on_ack(client: WSClient, payload: bytes) -> None:
+        if payload[:2] != b"43":
+            return
+        joiner: _Joiner = client.tag
+        state["acks"] += 1
+        if state["recording"]:
+            latencies.append((perf_ns() - joiner.sent_ns) / 1e6)
+        if state["running"]:
+            client.send(joiner.next_join())
+        else:
+            state["outstanding"] -= 1
+            if not state["outstanding"] and not drained.done():
+                drained.set_result(None)
+
+    for client in clients:
+        client.on_message = on_ack
+        client.send(client.tag.next_join())
+        client.flush()
+    state["outstanding"] = len(clients)
+    await asyncio.sleep(warmup)
+    state["recording"] = True
+    acks0, cpu0, t0, io0 = state["acks"], probe.cpu(), time.perf_counter(), probe.syscalls()
+    await asyncio.sleep(duration)
+    acks1, cpu1, t1, io1 = state["acks"], probe.cpu(), time.perf_counter(), probe.syscalls()
+    state["running"] = False
+    await asyncio.wait_for(drained, 10)
+    joins = acks1 - acks0
+    if not joins:
+        raise RuntimeError("no join acks")
+    return {
+        "joins_per_s": joins / (t1 - t0),
+        "server_us_per_join": (cpu1 - cpu0) / joins * 1e6,
+        "join_p50_ms": percentile(latencies, 0.5),
+        "join_p99_ms": percentile(latencies, 0.99),
+        "server_reads_per_join": (io1[0] - io0[0]) / joins,
+    }
 
 
 def main(args: argparse.Namespace) -> int:
@@ -177,10 +270,16 @@ def main(args: argparse.Namespace) -> int:
     status, _ = run_scenario(
         name,
         title,
-        METRICS,
+        metrics(args),
         measure,
         args,
         servers_filter=(lambda spec: spec.polling) if args.polling else None,
+        mode_metrics=[
+            "deliveries_per_s",
+            "server_us_per_delivery",
+            "joins_per_s",
+            "server_us_per_join",
+        ],
         settings={
             "clients": args.clients,
             "rooms": rooms,

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench import ROOT, machine_info, markdown_table, package_versions, write_results
+from bench.loadgen.wsclient import CLIENT_WRITES, PER_MESSAGE
 
 __all__ = [
     "SERVERS",
@@ -147,15 +148,58 @@ class Probe:
         times = self.process.cpu_times()
         return float(times.user + times.system)
 
+    def system_cpu(self) -> float:
+        """System (kernel) CPU seconds so far: syscalls, and the loopback TCP work done in them."""
+        return float(self.process.cpu_times().system)
+
     def rss(self) -> int:
         """Resident memory, bytes."""
         return int(self.process.memory_info().rss)
+
+    def syscalls(self) -> tuple[int, int]:
+        """Read-family and write-family syscalls so far (``syscr``/``syscw`` of /proc/PID/io,
+        all threads). libuv (uvloop, Node) moves TCP data with read() and write()/writev(),
+        which these count exactly; recv*/send* and epoll_wait are not counted."""
+        return _syscalls(self.process)
+
+
+def _syscalls(process: Any) -> tuple[int, int]:
+    try:
+        counters = process.io_counters()
+    except (AttributeError, OSError):  # not Linux, or /proc/PID/io not readable
+        return (0, 0)
+    return (int(counters.read_count), int(counters.write_count))
 
 
 def generator_cpu() -> float:
     """This (generator) process's user + system CPU seconds."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def syscalls_per(
+    units: float,
+    unit: str,
+    server0: tuple[int, int],
+    server1: tuple[int, int],
+    generator0: tuple[int, int],
+    generator1: tuple[int, int],
+) -> dict[str, float]:
+    """``server_reads_per_<unit>``, ``server_writes_per_<unit>`` and
+    ``generator_writes_per_<unit>`` from two :meth:`Probe.syscalls` / :func:`generator_syscalls`
+    readings each."""
+    return {
+        f"server_reads_per_{unit}": (server1[0] - server0[0]) / units,
+        f"server_writes_per_{unit}": (server1[1] - server0[1]) / units,
+        f"generator_writes_per_{unit}": (generator1[1] - generator0[1]) / units,
+    }
+
+
+def generator_syscalls() -> tuple[int, int]:
+    """This (generator) process's read and write syscalls so far (see :meth:`Probe.syscalls`)."""
+    import psutil
+
+    return _syscalls(psutil.Process())
 
 
 def raise_nofile() -> int:
@@ -235,8 +279,21 @@ class RunningServer:
                 stream.close()
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, rounds: int = 5) -> None:
-    """Options every load scenario has."""
+CLIENT_WRITES_CHOICES = (*CLIENT_WRITES, "both")
+
+
+def add_common_arguments(
+    parser: argparse.ArgumentParser, rounds: int = 5, client_writes: str = PER_MESSAGE
+) -> None:
+    """Options every load scenario has (``client_writes``: this scenario's default mode)."""
+    parser.add_argument(
+        "--client-writes",
+        choices=CLIENT_WRITES_CHOICES,
+        default=client_writes,
+        help="how the generator's WebSocket clients write: per-message (as browsers: one "
+        "send() per message, random masking keys), batched (the old generator: replies to one "
+        "read in one write, zero key) or both, side by side (default %(default)s)",
+    )
     parser.add_argument(
         "--servers",
         default=",".join(name for name, spec in SERVERS.items() if spec.default),
@@ -256,6 +313,14 @@ def add_common_arguments(parser: argparse.ArgumentParser, rounds: int = 5) -> No
 
 
 Measure = Callable[[int, Probe, argparse.Namespace], Awaitable[dict[str, float]]]
+
+
+def client_writes_modes(args: argparse.Namespace) -> list[str | None]:
+    """The generator modes this run measures (``[None]`` for a scenario without modes)."""
+    chosen = getattr(args, "client_writes", None)
+    if chosen is None:
+        return [None]
+    return list(CLIENT_WRITES) if chosen == "both" else [chosen]
 
 
 def _run_one(spec: ServerSpec, measure: Measure, args: argparse.Namespace) -> dict[str, float]:
@@ -284,9 +349,16 @@ def run_scenario(
     args: argparse.Namespace,
     servers_filter: Callable[[ServerSpec], bool] | None = None,
     settings: dict[str, Any] | None = None,
+    mode_metrics: Sequence[str] | None = None,
 ) -> tuple[int, dict[str, Any]]:
     """Run ``measure`` against every chosen server, ``args.rounds`` rounds with the server
-    order rotated each round; print the medians and ratios; save the raw results."""
+    order rotated each round; print the medians and ratios; save the raw results.
+
+    With ``--client-writes both`` every server is measured in both generator modes within each
+    round (mode order rotated too), and each mode gets its own table, ratios within the mode,
+    followed by a per-message / batched comparison of the ``mode_metrics`` (keys; default: the
+    first two metrics, the rate and the CPU per unit). ``data["modes"]`` holds each mode's raw
+    results and medians; ``data["raw"]``/``["medians"]`` are the first mode's."""
     raise_nofile()
     keep_heap()
     if not args.no_pin:
@@ -297,24 +369,83 @@ def run_scenario(
         print(f"unknown servers: {', '.join(unknown)} (known: {', '.join(SERVERS)})")
         return 2, {}
     specs = [SERVERS[n] for n in names if servers_filter is None or servers_filter(SERVERS[n])]
+    modes = client_writes_modes(args)
     rounds = 1 if args.quick else args.rounds
-    raw: dict[str, list[dict[str, float]]] = {spec.name: [] for spec in specs}
-    errors: dict[str, list[str]] = {}
+    raw: dict[str | None, dict[str, list[dict[str, float]]]] = {
+        mode: {spec.name: [] for spec in specs} for mode in modes
+    }
+    errors: dict[str | None, dict[str, list[str]]] = {mode: {} for mode in modes}
     for round_index in range(rounds):
         shift = round_index % max(len(specs), 1)
+        mode_shift = round_index % len(modes)
         for spec in specs[shift:] + specs[:shift]:
-            try:
-                result = _run_one(spec, measure, args)
-            except Exception as exc:  # one peer failing must not lose the others' numbers
-                errors.setdefault(spec.name, []).append(repr(exc))
-                print(f"  [{name}] round {round_index + 1} {spec.name}: FAILED {exc!r}")
-                continue
-            raw[spec.name].append(result)
-            shown = ", ".join(
-                f"{m.key}={m.fmt.format(result[m.key])}" for m in metrics if m.key in result
-            )
-            print(f"  [{name}] round {round_index + 1} {spec.name}: {shown}", flush=True)
-    medians = {
+            for mode in modes[mode_shift:] + modes[:mode_shift]:
+                mode_args = args
+                label = spec.name
+                if mode is not None:
+                    mode_args = argparse.Namespace(**{**vars(args), "client_writes": mode})
+                    if len(modes) > 1:
+                        label = f"{spec.name} [{mode}]"
+                try:
+                    result = _run_one(spec, measure, mode_args)
+                except Exception as exc:  # one peer failing must not lose the others' numbers
+                    errors[mode].setdefault(spec.name, []).append(repr(exc))
+                    print(f"  [{name}] round {round_index + 1} {label}: FAILED {exc!r}")
+                    continue
+                raw[mode][spec.name].append(result)
+                shown = ", ".join(
+                    f"{m.key}={m.fmt.format(result[m.key])}" for m in metrics if m.key in result
+                )
+                print(f"  [{name}] round {round_index + 1} {label}: {shown}", flush=True)
+    medians = {mode: _medians(metrics, raw[mode]) for mode in modes}
+    for mode in modes:
+        print()
+        suffix = f" [client writes: {mode}]" if mode is not None else ""
+        print(f"## {title}{suffix}  (medians of {rounds} round(s))")
+        print()
+        print(render_table(metrics, medians[mode]))
+        print()
+    if len(modes) > 1:
+        print(f"### {title}: per-message / batched")
+        print()
+        compared = [m for m in metrics if m.key in mode_metrics] if mode_metrics else metrics[:2]
+        print(render_mode_table(compared, medians, modes))
+        print()
+    first = modes[0]
+    data = {
+        "scenario": name,
+        "title": title,
+        "machine": machine_info(),
+        "versions": package_versions("sockjet", "python-socketio", "uvicorn", "aiohttp"),
+        "settings": {
+            **(settings or {}),
+            "rounds": rounds,
+            "quick": args.quick,
+            "client_writes": [mode for mode in modes if mode is not None],
+        },
+        "metrics": [m.key for m in metrics],
+        "raw": raw[first],
+        "medians": medians[first],
+        "errors": errors[first],
+        "modes": {
+            mode: {"raw": raw[mode], "medians": medians[mode], "errors": errors[mode]}
+            for mode in modes
+            if mode is not None
+        },
+    }
+    if not args.no_save:
+        path = write_results(name, data)
+        print(f"raw results: {path.relative_to(ROOT)}")
+    measured = any(results for per_mode in raw.values() for results in per_mode.values())
+    failed = any(per_mode for per_mode in errors.values())
+    status = 1 if failed and not measured else 0
+    return status, data
+
+
+def _medians(
+    metrics: Sequence[Metric], raw: dict[str, list[dict[str, float]]]
+) -> dict[str, dict[str, float]]:
+    return {
         server: {
             m.key: statistics.median(r[m.key] for r in results if m.key in r)
             for m in metrics
@@ -323,27 +454,31 @@ def run_scenario(
         for server, results in raw.items()
         if results
     }
-    print()
-    print(f"## {title}  (medians of {rounds} round(s))")
-    print()
-    print(render_table(metrics, medians))
-    print()
-    data = {
-        "scenario": name,
-        "title": title,
-        "machine": machine_info(),
-        "versions": package_versions("sockjet", "python-socketio", "uvicorn", "aiohttp"),
-        "settings": {**(settings or {}), "rounds": rounds, "quick": args.quick},
-        "metrics": [m.key for m in metrics],
-        "raw": raw,
-        "medians": medians,
-        "errors": errors,
-    }
-    if not args.no_save:
-        path = write_results(name, data)
-        print(f"raw results: {path.relative_to(ROOT)}")
-    status = 1 if errors and not any(raw.values()) else 0
-    return status, data
+
+
+def render_mode_table(
+    metrics: Sequence[Metric],
+    medians: dict[str | None, dict[str, dict[str, float]]],
+    modes: Sequence[str | None],
+) -> str:
+    """Per server, each of ``metrics`` in the first two modes and the ratio of the first to the
+    second (per-message / batched)."""
+    shown = metrics
+    first, second = modes[0], modes[1]
+    headers = ["server"]
+    for m in shown:
+        headers += [f"{m.label} [{first}]", f"{m.label} [{second}]", f"{first} / {second}"]
+    rows = []
+    for server in medians[first]:
+        row = [server]
+        for m in shown:
+            a = medians[first].get(server, {}).get(m.key)
+            b = medians[second].get(server, {}).get(m.key)
+            row.append("-" if a is None else m.fmt.format(a))
+            row.append("-" if b is None else m.fmt.format(b))
+            row.append(f"{a / b:.2f}" if a and b else "-")
+        rows.append(row)
+    return markdown_table(headers, rows, ["l"] + ["r"] * (len(headers) - 1))
 
 
 def render_table(metrics: Sequence[Metric], medians: dict[str, dict[str, float]]) -> str:

@@ -17,7 +17,7 @@ import time
 
 from bench.harness import Metric, Probe, add_common_arguments, raise_nofile, run_scenario
 from bench.loadgen.drive import Sink, close_all, connect_many
-from bench.loadgen.wsclient import SourceAddresses, client_frame
+from bench.loadgen.wsclient import SourceAddresses
 
 __all__ = ["METRICS", "add_arguments", "main", "measure"]
 
@@ -46,7 +46,9 @@ async def measure(port: int, probe: Probe, args: argparse.Namespace) -> dict[str
     await asyncio.sleep(0.05 if args.quick else 0.5)
     rss0 = probe.rss()
     t0 = time.perf_counter()
-    clients = await connect_many(port, count, args.concurrency, sources=SourceAddresses(250))
+    clients = await connect_many(
+        port, count, args.concurrency, sources=SourceAddresses(250), writes=args.client_writes
+    )
     rate = count / (time.perf_counter() - t0)
     try:
         await asyncio.sleep(0.05 if args.quick else 3.0)
@@ -58,7 +60,8 @@ async def measure(port: int, probe: Probe, args: argparse.Namespace) -> dict[str
         cpu0 = probe.cpu()
         for i in range(args.broadcasts):
             started = time.perf_counter()
-            clients[0].send_raw(client_frame(f'42["bcast",{{"n":{i}}}]'.encode()))
+            clients[0].send(f'42["bcast",{{"n":{i}}}]'.encode())
+            clients[0].flush()
             if not await sink.reach(count * (i + 1), 60.0):
                 raise TimeoutError(f"broadcast {i} reached {sink.count - count * i} of {count}")
             durations.append(time.perf_counter() - started)

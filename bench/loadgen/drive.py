@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from bench.loadgen.pollclient import PollClient, connect_polling
-from bench.loadgen.wsclient import SourceAddresses, WSClient, connect_ws
+from bench.loadgen.wsclient import PER_MESSAGE, ClientWrites, SourceAddresses, WSClient, connect_ws
 
 __all__ = ["Sink", "close_all", "connect_many", "connect_polling_many", "percentile"]
 
@@ -84,14 +84,15 @@ async def connect_many(
     on_message: Callable[[WSClient, Any], None] | None = None,
     sources: SourceAddresses | None = None,
     latencies: list[float] | None = None,
+    writes: ClientWrites = PER_MESSAGE,
 ) -> list[WSClient]:
-    """Open ``count`` WebSocket clients, ``concurrency`` handshakes in flight at a time;
-    ``latencies`` (if given) receives each handshake's duration in seconds."""
+    """Open ``count`` WebSocket clients writing in mode ``writes``, ``concurrency`` handshakes
+    in flight at a time; ``latencies`` (if given) receives each handshake's duration in s."""
     addresses = sources or SourceAddresses()
 
     async def open_one() -> WSClient:
         started = time.perf_counter()
-        client = await connect_ws(port, addresses.next(), on_message)
+        client = await connect_ws(port, addresses.next(), on_message, writes=writes)
         if latencies is not None:
             latencies.append(time.perf_counter() - started)
         return client

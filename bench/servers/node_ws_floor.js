@@ -62,8 +62,12 @@ wss.on("connection", (ws) => {
     } else if (name === "join") {
       const room = JSON.parse(payload.slice(0, -1)).room;
       if (!rooms.has(room)) rooms.set(room, new Set());
-      rooms.get(room).add(ws);
-      ws.on("close", () => rooms.get(room).delete(ws));
+      const members = rooms.get(room);
+      if (!members.has(ws)) {
+        // joining again is a no-op, as in socket.io (the join phase re-joins)
+        members.add(ws);
+        ws.on("close", () => members.delete(ws));
+      }
       ws.send("43" + id + "[true]");
     }
   });
