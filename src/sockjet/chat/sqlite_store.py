@@ -40,14 +40,30 @@ class SQLiteStore:
             # application crashes, which is what a chat needs. busy_timeout lets several
             # processes share the file.
             await db.execute("PRAGMA busy_timeout = 5000")
-            await db.execute("PRAGMA journal_mode = WAL")
-            await db.execute("PRAGMA synchronous = NORMAL")
-            await db.executescript(_SCHEMA)
-            await db.commit()
+            await self._prepare(db)
         except sqlite3.Error as exc:
             await db.close()
             raise StoreError(f"cannot use {self.description}: {exc}") from exc
         self._db = db
+
+    @staticmethod
+    async def _prepare(db: aiosqlite.Connection) -> None:
+        # Two servers opening one new file at once: switching to WAL and creating the table
+        # take the write lock, and SQLite answers "database is locked" at once, without its
+        # busy timeout, to the one that would otherwise deadlock. That one tries again.
+        for delay in (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, None):
+            try:
+                await db.execute("PRAGMA journal_mode = WAL")
+                await db.execute("PRAGMA synchronous = NORMAL")
+                await db.executescript(_SCHEMA)
+                await db.commit()
+                return
+            except sqlite3.OperationalError as exc:
+                if delay is None or "locked" not in str(exc):
+                    raise
+                with contextlib.suppress(sqlite3.Error):
+                    await db.rollback()
+                await asyncio.sleep(delay)
 
     def _make_parent(self) -> None:
         parent = os.path.dirname(os.path.abspath(self.path))
