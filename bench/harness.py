@@ -50,6 +50,7 @@ class ServerSpec:
     argv: tuple[str, ...]
     polling: bool = True  # serves HTTP long-polling
     default: bool = True  # compared when no --servers is given
+    pythonpath: str | None = None  # import sockjet from there (another checkout)
 
 
 _PY = sys.executable
@@ -115,6 +116,18 @@ SERVERS: dict[str, ServerSpec] = {
     )
 }
 REFERENCE = "sockjet"
+
+# SOCKJET_BASELINE=/path/to/another/checkout adds "sockjet-baseline": that checkout's sockjet and
+# its own bench server, measured beside this one in the same run (a change's before and after:
+# `git worktree add /tmp/before <ref>`).
+_BASELINE = os.environ.get("SOCKJET_BASELINE")
+if _BASELINE:
+    SERVERS["sockjet-baseline"] = ServerSpec(
+        "sockjet-baseline",
+        (_PY, os.path.join(_BASELINE, "bench", "servers", "sockjet_server.py"), "--port", "{port}"),
+        default=False,
+        pythonpath=os.path.join(_BASELINE, "src"),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,11 +257,15 @@ class RunningServer:
         argv = [part.format(port=self.port) for part in spec.argv]
         if pin and len(os.sched_getaffinity(0) | {SERVER_CORE}) > 1:
             argv = ["taskset", "-c", str(SERVER_CORE), *argv]
+        env = None
+        if spec.pythonpath is not None:
+            env = {**os.environ, "PYTHONPATH": spec.pythonpath}
         self.proc = subprocess.Popen(
             argv,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             cwd=ROOT,
+            env=env,
             preexec_fn=raise_nofile,
         )
         self.probe: Probe | None = None

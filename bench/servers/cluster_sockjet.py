@@ -23,7 +23,6 @@ def build(redis_url: str) -> sockjet.Server:
     """The contract's server; a plain handler runs inline, as Node's does."""
     io = sockjet.Server(
         adapter=redis_adapter(redis_url),
-        max_buffered_bytes=16_000_000,
         ping_interval=300,  # no heartbeat traffic inside a measurement
     )
 

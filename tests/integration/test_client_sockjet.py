@@ -208,3 +208,35 @@ async def test_connection_state_recovery_with_our_server(
         assert (await events.get("live"))[0] == 2
         assert events.pending("missed") == 0
     assert client_tasks() == []
+
+
+@pytest.mark.parametrize("transports", [["websocket"], ["polling"]])
+async def test_drain_paces_a_client_that_streams_to_a_busy_server(
+    serve: Serve, transports: list[str]
+) -> None:
+    # The server's handler is slower than the client can emit: the server pauses reading (a
+    # WebSocket) or holds its answers (polling), and drain() makes the producer wait for it.
+    io = sockjet.Server()
+    received: list[int] = []
+    done = asyncio.Event()
+    count = 400
+
+    @io.on("part")
+    async def part(socket: sockjet.Socket, i: int, data: str) -> None:
+        await asyncio.sleep(0.0005)
+        received.append(i)
+        if len(received) == count:
+            done.set()
+
+    url = await serve(io)
+    async with AsyncClient(reconnection=False) as client:
+        await client.connect(url, transports=transports)
+        highest = 0
+        for i in range(count):
+            client.emit("part", i, "p" * 10_000)  # 4 MB in all
+            highest = max(highest, client.buffered_amount)
+            await client.drain()
+        assert client.buffered_amount <= 64 * 1024
+        await asyncio.wait_for(done.wait(), 30)
+    assert sorted(received) == list(range(count))
+    assert highest <= 64 * 1024 + 20_000  # never more queued than one emit past the level

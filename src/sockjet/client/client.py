@@ -40,6 +40,9 @@ MANAGER_EVENTS: Final = frozenset(
 
 TRANSPORTS: Final = ("polling", "websocket")
 
+DRAIN_LEVEL: Final = 64 * 1024
+"""What :meth:`AsyncClient.drain` lets stay queued (keeps the connection busy meanwhile)."""
+
 _SCHEMES: Final = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
 _MAX_ATTACHMENTS: Final = 1000
 
@@ -209,6 +212,24 @@ class AsyncClient:
         if manager.state is not ManagerState.OPEN:
             return None
         return engine.transport.name
+
+    @property
+    def buffered_amount(self) -> int:
+        """Bytes emitted on this connection (every namespace) and not yet written to the
+        server; events buffered while disconnected are not counted."""
+        manager = self._manager
+        engine = manager.engine if manager is not None else None
+        return engine.buffered_amount if engine is not None else 0
+
+    async def drain(self) -> None:
+        """Wait until what was emitted has been written (at most 64 KiB still queued), for
+        producers that stream: ``client.emit(...); await client.drain()``. A server that is
+        behind holds its answers (and a WebSocket stops reading), which this waits for; returns
+        at once while not connected."""
+        manager = self._manager
+        engine = manager.engine if manager is not None else None
+        if engine is not None:
+            await engine.drain(DRAIN_LEVEL)
 
     @property
     def namespaces(self) -> list[str]:

@@ -96,6 +96,7 @@ class EngineClient:
         "_buffer",
         "_clock",
         "_closed_waiter",
+        "_drainers",
         "_factory",
         "_listener",
         "_ping_deadline",
@@ -149,6 +150,7 @@ class EngineClient:
         self._upgrade_task: asyncio.Task[None] | None = None
         self._upgrading = False
         self._closed_waiter: asyncio.Future[None] | None = None
+        self._drainers: list[tuple[int, asyncio.Future[None]]] = []
 
     def __repr__(self) -> str:
         name = self.transport.name if self.transport is not None else None
@@ -169,6 +171,37 @@ class EngineClient:
             return
         self._buffer.extend([Packet(_MESSAGE, data) for data in messages])
         self._flush()
+
+    @property
+    def buffered_amount(self) -> int:
+        """Bytes queued for the server and not yet written (this buffer and the transport's)."""
+        transport = self.transport
+        queued = sum(len(p.data) for p in self._buffer if isinstance(p.data, str | bytes))
+        return queued + (transport.buffered_amount if transport is not None else 0)
+
+    async def drain(self, level: int = 0) -> None:
+        """Return once at most ``level`` bytes are queued for the server (checked as writes
+        complete), or the connection is closing or closed."""
+        if self.state is not _OPEN and self.state is not _OPENING:
+            return
+        if self.buffered_amount <= level:
+            return
+        future = asyncio.get_running_loop().create_future()
+        self._drainers.append((level, future))
+        await future
+
+    def _wake_drainers(self, everyone: bool = False) -> None:
+        if not self._drainers:
+            return
+        amount = 0 if everyone else self.buffered_amount
+        waiting = []
+        for level, future in self._drainers:
+            if everyone or amount <= level:
+                if not future.done():
+                    future.set_result(None)
+            else:
+                waiting.append((level, future))
+        self._drainers = waiting
 
     @property
     def writable(self) -> bool:
@@ -252,6 +285,7 @@ class EngineClient:
                 self._flush()
             else:
                 self._maybe_finish_close()
+            self._wake_drainers()
 
     def transport_closed(self, transport: Transport, error: TransportError | None) -> None:
         if transport is self._probe:
@@ -360,6 +394,7 @@ class EngineClient:
         if self.state is _CLOSED:
             return
         self.state = _CLOSED
+        self._wake_drainers(everyone=True)
         if self._ping_timer is not None:
             self._ping_timer.cancel()
             self._ping_timer = None

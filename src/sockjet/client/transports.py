@@ -90,6 +90,12 @@ class Transport(Protocol):
         ...
 
     @property
+    def buffered_amount(self) -> int:
+        """Bytes handed to this transport and not yet written (a POST in flight counts until
+        its answer: the server may hold it to slow a fast client down)."""
+        ...
+
+    @property
     def writable(self) -> bool:
         """Open and not writing: a :meth:`send` now goes out at once."""
         ...
@@ -212,7 +218,7 @@ _timestamps = itertools.count()
 class PollingTransport(_BaseTransport):
     """HTTP long-polling: one GET at a time for receiving, one POST at a time for sending."""
 
-    __slots__ = ("_close_task", "_outbox", "_pausing", "_poll_task", "_post_task")
+    __slots__ = ("_close_task", "_in_flight", "_outbox", "_pausing", "_poll_task", "_post_task")
 
     name: Final = "polling"
 
@@ -221,6 +227,7 @@ class PollingTransport(_BaseTransport):
     ) -> None:
         super().__init__(session, options, sid)
         self._outbox: list[Packet] = []
+        self._in_flight = 0  # bytes of the POST waiting for its answer
         self._pausing = False
         self._poll_task: asyncio.Task[None] | None = None
         self._post_task: asyncio.Task[None] | None = None
@@ -229,6 +236,10 @@ class PollingTransport(_BaseTransport):
     @property
     def writable(self) -> bool:
         return self._state == _OPEN and self._post_task is None
+
+    @property
+    def buffered_amount(self) -> int:
+        return self._in_flight + sum(_size(packet.data) for packet in self._outbox)
 
     def open(self, listener: TransportListener) -> None:
         self._listener = listener
@@ -295,9 +306,13 @@ class PollingTransport(_BaseTransport):
         try:
             while self._outbox and self._state == _OPEN:
                 packets, self._outbox = self._outbox, []
-                await self._request("POST", encode_payload(packets).encode())
+                body = encode_payload(packets).encode()
+                self._in_flight = len(body)
+                await self._request("POST", body)
+                self._in_flight = 0
         except Exception as exc:
             self._post_task = None
+            self._in_flight = 0
             self._fail(_failure("xhr post error", exc))
             return
         self._post_task = None
@@ -377,6 +392,10 @@ class WebSocketTransport(_BaseTransport):
     @property
     def writable(self) -> bool:
         return self._state == _OPEN and self._write_task is None
+
+    @property
+    def buffered_amount(self) -> int:
+        return sum(map(len, self._outbox))
 
     def open(self, listener: TransportListener) -> None:
         self._listener = listener
@@ -467,14 +486,17 @@ class WebSocketTransport(_BaseTransport):
     async def _write(self) -> None:
         ws = self._ws
         assert ws is not None
+        outbox = self._outbox
         try:
-            while self._outbox:
-                frames, self._outbox = self._outbox, []
-                for frame in frames:
-                    if isinstance(frame, str):
-                        await ws.send_str(frame)
-                    else:
-                        await ws.send_bytes(frame)
+            while outbox:
+                frame = outbox[0]
+                # aiohttp's send waits while the socket's buffer is full: the frame counts as
+                # buffered until it returns
+                if isinstance(frame, str):
+                    await ws.send_str(frame)
+                else:
+                    await ws.send_bytes(frame)
+                del outbox[0]
         except Exception as exc:
             self._write_task = None
             self._fail(_failure("websocket error", exc))
@@ -482,6 +504,10 @@ class WebSocketTransport(_BaseTransport):
         self._write_task = None
         if self._state == _OPEN and self._listener is not None:
             self._listener.transport_drain(self)
+
+
+def _size(data: Any) -> int:
+    return len(data) if isinstance(data, str | bytes) else 0
 
 
 class HTTPTransports:
