@@ -570,6 +570,7 @@ class WebSocketProtocol(asyncio.Protocol):
         "_out_size",
         "_parser",
         "_pending_pong",
+        "_plain",
         "_read_paused",
         "_state",
         "_timer",
@@ -605,6 +606,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self._state = _OPEN
         self._timer: asyncio.TimerHandle | None = None
         self._writing_paused = False
+        self._plain = True  # open, writable, no frame half-written, no drain watched
         self._pending_pong: bytes | None = None
         self._notified = False
 
@@ -644,6 +646,7 @@ class WebSocketProtocol(asyncio.Protocol):
         """Call the handler's ``on_drain()`` after a write leaves at most ``level`` buffered
         (or nothing queued here while the transport takes more)."""
         self._drain_level = level
+        self._plain = False
         self._flusher.mark(self)  # checked at the next flush even if nothing else is written
 
     def pause_reading(self) -> None:
@@ -700,15 +703,24 @@ class WebSocketProtocol(asyncio.Protocol):
         """Hand what is queued to the transport: in one write when it is small (the usual
         case), else in chunks for as long as the transport takes them."""
         out = self._out
+        if out and self._plain and self._out_size <= WRITE_CHUNK:
+            # the fan-out hot path: one write per connection per loop iteration
+            self._transport.write(out[0] if len(out) == 1 else b"".join(out))
+            out.clear()
+            self._out_size = 0
+            return
         if out and self._state != _CLOSED and not self._writing_paused:
-            if self._out_size <= WRITE_CHUNK and not self._head:
-                self._transport.write(out[0] if len(out) == 1 else b"".join(out))
-                out.clear()
-                self._out_size = 0
-            else:
-                self._write_chunks()
+            self._write_chunks()
         if self._drain_level is not None:
             self._check_drain()
+
+    def _replain(self) -> None:
+        self._plain = (
+            self._state != _CLOSED
+            and not self._writing_paused
+            and not self._head
+            and self._drain_level is None
+        )
 
     def _write_chunks(self) -> None:
         out = self._out
@@ -733,6 +745,7 @@ class WebSocketProtocol(asyncio.Protocol):
                 size += len(frame)
             self._out_size -= size
             write(parts[0] if len(parts) == 1 else b"".join(parts))
+        self._replain()
 
     def _check_drain(self) -> None:
         level = self._drain_level
@@ -740,6 +753,7 @@ class WebSocketProtocol(asyncio.Protocol):
             return
         if self.buffered_amount <= level or (not self._out and not self._writing_paused):
             self._drain_level = None
+            self._replain()
             handler = self._handler
             if handler is not None:
                 try:
@@ -749,9 +763,11 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._writing_paused = True
+        self._plain = False
 
     def resume_writing(self) -> None:
         self._writing_paused = False
+        self._replain()
         pong = self._pending_pong
         if pong is not None:
             self._pending_pong = None
@@ -836,6 +852,7 @@ class WebSocketProtocol(asyncio.Protocol):
         out.clear()
         self._out_size = self._head = 0
         self._state = _CLOSED
+        self._plain = False
         if self._timer is not None:
             self._timer.cancel()
         transport = self._transport
@@ -861,6 +878,7 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._state = _CLOSED
+        self._plain = False
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -127,7 +127,7 @@ class PollingTransport:
             self._session.dropped_volatile()
             return False
         queued = self._queued
-        size = len(message)
+        size = message.size
         if queued + size > self.high_water and not self._session.admit(queued, size, volatile):
             return False
         self._queue.append(message)

@@ -50,8 +50,9 @@ class WebSocketTransport:
         """Hand one packet to the connection; False when dropped (see EngineSocket.send)."""
         conn = self.conn
         buffered = conn.buffered_amount
-        size = len(message)
-        if buffered + size > self.high_water and not self.session.admit(buffered, size, volatile):
+        if buffered + message.size > self.high_water and not self.session.admit(
+            buffered, message.size, volatile
+        ):
             return False
         conn.send(message)
         return True
