@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sockjet.serving.websocket import FrameParser, data_frame, unmask
+from sockjet.protocol.websocket import FrameParser, data_frame, unmask
 
 Feed = Callable[[bytes], int]
 

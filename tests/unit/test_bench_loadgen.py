@@ -26,7 +26,7 @@ from bench.loadgen.wsclient import (
     upgrade_request,
 )
 
-from sockjet.serving.websocket import FrameParser
+from sockjet.protocol.websocket import FrameParser
 
 SIZES = [0, 1, 3, 4, 5, 125, 126, 127, 2047, 2048, 4099, 65535, 65536, 70001]
 

@@ -28,8 +28,8 @@ from redis.backoff import NoBackoff
 
 from sockjet.adapters.redis_bus import Publisher
 from sockjet.adapters.redis_codec import EMITTER_UID, RequestType, dumps_or_pack, pack
-from sockjet.protocol.socketio import RESERVED_EVENTS
-from sockjet.server.broadcast import BroadcastFlags, Room
+from sockjet.protocol.socketio import check_event_name
+from sockjet.server.targets import BroadcastFlags, Room
 
 __all__ = ["Emitter", "EmitterOperator"]
 
@@ -38,11 +38,6 @@ _NO_FLAGS = BroadcastFlags()
 
 def _rooms(room: Room | Iterable[Room]) -> tuple[Room, ...]:
     return (room,) if isinstance(room, str) else tuple(room)
-
-
-def _check(event: str) -> None:
-    if event in RESERVED_EVENTS:
-        raise ValueError(f"{event!r} is a reserved event name")
 
 
 class _Connection:
@@ -154,7 +149,7 @@ class Emitter:
 
     def server_side_emit(self, event: str, *args: Any) -> asyncio.Future[None]:
         """Send an event to the servers' ``on_server_side`` handlers (no acknowledgement)."""
-        _check(event)
+        check_event_name(event)
         request = {"uid": EMITTER_UID, "type": RequestType.SERVER_SIDE_EMIT.value}
         request["data"] = [event, *args]
         return self._publish(self._request_channel, dumps_or_pack(request))
@@ -216,7 +211,7 @@ class EmitterOperator:
 
     def emit(self, event: str, *args: Any) -> asyncio.Future[None]:
         """Send an event to the targeted clients."""
-        _check(event)
+        check_event_name(event)
         emitter = self._emitter
         packet = {"type": 2, "data": [event, *args], "nsp": emitter.nsp}
         # The emitter's key order (rooms, flags, except) differs from the adapter's.

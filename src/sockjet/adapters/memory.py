@@ -14,30 +14,33 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sockjet.adapters.base import BaseAdapter
-from sockjet.engine.io import Outgoing
+from sockjet.engine.io import Outgoing, send_packet
 from sockjet.protocol.socketio import Packet
 from sockjet.server.acks import BroadcastAckTracker
-from sockjet.server.broadcast import BroadcastOptions, Room, SocketDetails, SocketId
+from sockjet.server.adapter import Adapter, SocketDetails
 from sockjet.server.namespace import Namespace
 from sockjet.server.recovery import RecoveryStore
 from sockjet.server.socket import Socket
+from sockjet.server.targets import BroadcastOptions, Room, SocketId
 
 __all__ = ["MemoryAdapter"]
 
 
-class MemoryAdapter(BaseAdapter):
+class MemoryAdapter(Adapter):
     """Rooms and broadcasts for the sockets of one namespace in this process."""
+
+    recovery: RecoveryStore | None
+    """The in-memory record of connection state recovery (when the server enables it)."""
 
     def __init__(self, nsp: Namespace) -> None:
         super().__init__(nsp)
         self.rooms: dict[Room, set[SocketId]] = {}
         self.sids: dict[SocketId, set[Room]] = {}
-        options = nsp.server.connection_state_recovery
+        server = nsp.server
+        self.serializer = server.serializer
+        """How this namespace's packets are encoded (the server's serializer)."""
+        options = server.connection_state_recovery
         self.recovery = None if options is None else RecoveryStore(options)
-
-    async def server_count(self) -> int:
-        return 1
 
     # -- room index ---------------------------------------------------------------------------
 
@@ -127,7 +130,7 @@ class MemoryAdapter(BaseAdapter):
         packet.nsp = self.nsp.name
         message = Outgoing.message
         compress = opts.flags.compress is not False
-        return [message(p, compress) for p in self.nsp.server.serializer.encode(packet)]
+        return [message(p, compress) for p in self.serializer.encode(packet)]
 
     # -- delivery -----------------------------------------------------------------------------
 
@@ -151,7 +154,7 @@ class MemoryAdapter(BaseAdapter):
                 socket.conn.send(message, volatile=volatile)
         else:
             for socket in self._select(opts):
-                socket._write(outgoing, volatile)
+                send_packet(socket.conn, outgoing, volatile)
 
     def broadcast_with_ack(
         self,
@@ -162,12 +165,12 @@ class MemoryAdapter(BaseAdapter):
     ) -> None:
         # One id for every recipient: ids come from the namespace's counter, shared with the
         # sockets' own acks, so they never collide.
-        ack_id = packet.id = self.nsp._next_ack_id()
+        ack_id = packet.id = self.nsp.next_ack_id()
         outgoing = self._encode(packet, opts)
         volatile = opts.flags.volatile
         tracker = BroadcastAckTracker(ack_id, on_reply)
         for socket in self._select(opts):
-            if socket._write(outgoing, volatile):
+            if send_packet(socket.conn, outgoing, volatile):
                 tracker.add(socket)
         on_client_count(tracker.count)
         tracker.arm(opts.flags.timeout)

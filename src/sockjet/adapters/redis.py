@@ -71,9 +71,10 @@ from sockjet.adapters.redis_requests import (
 from sockjet.errors import InvalidPacket
 from sockjet.protocol.socketio import Packet, PacketType
 from sockjet.server.acks import NO_REPLY, BroadcastAckTimeout
-from sockjet.server.broadcast import BroadcastOptions, Room, SocketDetails, SocketId
+from sockjet.server.adapter import SocketDetails
 from sockjet.server.namespace import Namespace
 from sockjet.server.socket import Socket
+from sockjet.server.targets import BroadcastOptions, Room, SocketId
 
 if TYPE_CHECKING:
     from sockjet.server.server import Server
@@ -389,7 +390,7 @@ class RedisAdapter(MemoryAdapter):
         elif kind is RequestType.SERVER_SIDE_EMIT:
             assert req.data is not None
             reply = None if rid is None else once(partial(self._answer_server_side_emit, req))
-            self.nsp._on_server_side_emit(req.data, reply)
+            self.nsp.receive_server_side_emit(req.data, reply)
         elif kind is RequestType.SOCKETS:
             sids = [s.id for s in self._select(BroadcastOptions(frozenset(req.rooms)))]
             self._publish(self.protocol.respond_sockets(req, sids))

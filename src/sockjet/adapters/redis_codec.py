@@ -28,13 +28,9 @@ import orjson
 from sockjet.errors import InvalidPacket
 from sockjet.protocol.json import DUMPS_OPTIONS, MAX_DEPTH, depth_within, loads
 from sockjet.protocol.socketio import payload_is_valid
-from sockjet.server.broadcast import (
-    BroadcastFlags,
-    BroadcastOptions,
-    Room,
-    SocketDetails,
-)
+from sockjet.server.adapter import SocketDetails
 from sockjet.server.socket import Handshake, Socket
+from sockjet.server.targets import BroadcastFlags, BroadcastOptions, Room
 
 __all__ = [
     "DEFAULT_OPTIONS",

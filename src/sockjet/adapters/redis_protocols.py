@@ -44,7 +44,7 @@ from sockjet.adapters.redis_codec import (
     unpack,
 )
 from sockjet.errors import InvalidPacket
-from sockjet.server.broadcast import BroadcastOptions, Room
+from sockjet.server.targets import BroadcastOptions, Room
 
 __all__ = [
     "ClassicProtocol",

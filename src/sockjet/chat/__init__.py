@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from sockjet.chat.app import ChatApp
     from sockjet.chat.models import ChatMessage
     from sockjet.chat.service import ChatService
-    from sockjet.chat.store import MessageStore, StoreError, open_store
+    from sockjet.chat.store import MessageStore, StoreError
+    from sockjet.chat.stores import open_store
 
 # Imported on first use, so that the command line can read the store's defaults without
 # loading the server.
@@ -31,7 +32,7 @@ _LAZY: dict[str, str] = {
     "ChatService": "sockjet.chat.service",
     "MessageStore": "sockjet.chat.store",
     "StoreError": "sockjet.chat.store",
-    "open_store": "sockjet.chat.store",
+    "open_store": "sockjet.chat.stores",
 }
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sockjet.chat.app import ChatApp
-from sockjet.chat.store import open_store
+from sockjet.chat.stores import open_store
 from sockjet.chat.validation import MAX_PAYLOAD
 from sockjet.engine.io import HTTPRequest, HTTPResponse
 from sockjet.server import AdapterFactory, Server

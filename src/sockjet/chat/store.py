@@ -18,7 +18,7 @@ from typing import Protocol
 
 from sockjet.chat.models import ChatMessage
 
-__all__ = ["MessageStore", "StoreError", "default_database_url", "open_store"]
+__all__ = ["MessageStore", "StoreError", "default_database_url", "sqlite_path"]
 
 TABLE = "chat_messages"
 COLUMNS = "id, room_id, user_id, username, message, created_at"
@@ -84,23 +84,3 @@ def sqlite_path(url: str) -> str:
     if not path:
         raise StoreError(f"no file name in the database URL {url!r}")
     return path if path == ":memory:" else str(Path(path).expanduser())
-
-
-def open_store(url: str) -> MessageStore:
-    """The store for a database URL (not yet opened: ``await store.open()``).
-
-    ``postgresql://`` or ``postgres://`` URLs go to PostgreSQL; ``sqlite://`` URLs and plain
-    file paths to SQLite. Raises :class:`StoreError` for anything else.
-    """
-    scheme = url.partition("://")[0].lower() if "://" in url else ""
-    if scheme in ("postgresql", "postgres"):
-        from sockjet.chat.postgres_store import PostgresStore
-
-        return PostgresStore(scheme + url[len(scheme) :])  # asyncpg wants it in lower case
-    if scheme in ("sqlite", ""):
-        from sockjet.chat.sqlite_store import SQLiteStore
-
-        return SQLiteStore(sqlite_path(url))
-    raise StoreError(
-        f"unsupported database URL {url!r}: use sqlite:///FILE or postgresql://USER@HOST/DB"
-    )

@@ -21,7 +21,7 @@ import asyncio
 import enum
 import random as _random
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from sockjet.client.backoff import Backoff
 from sockjet.client.clock import Clock, Timer
@@ -29,12 +29,9 @@ from sockjet.client.engine import TRANSPORT_ERROR, EngineClient
 from sockjet.client.errors import ConnectError
 from sockjet.client.transports import TransportFactory
 from sockjet.errors import ProtocolError
-from sockjet.protocol.socketio import DEFAULT_LIMITS, Decoder, DecoderLimits, Serializer
+from sockjet.protocol.socketio import DEFAULT_LIMITS, Decoder, DecoderLimits, Packet, Serializer
 
-if TYPE_CHECKING:
-    from sockjet.client.socket import ClientSocket
-
-__all__ = ["Manager", "ManagerHooks", "ManagerState"]
+__all__ = ["ManagedSocket", "Manager", "ManagerHooks", "ManagerState"]
 
 PARSE_ERROR = "parse error"
 FORCED_CLOSE = "forced close"
@@ -63,6 +60,36 @@ class ManagerHooks(Protocol):
     def manager_finished(self, manager: Manager, reason: str) -> None:
         """Closed, and nothing will reopen it (``reason``: the last close or failure)."""
         ...
+
+
+class ManagedSocket(Protocol):
+    """What the manager needs from each namespace socket it multiplexes
+    (:class:`~sockjet.client.socket.ClientSocket`): the manager never imports it."""
+
+    @property
+    def active(self) -> bool:
+        """Whether it wants to be connected (it reconnects with the manager)."""
+        ...
+
+    @property
+    def connected(self) -> bool:
+        """Whether its namespace is connected now."""
+        ...
+
+    def disconnect(self) -> None:
+        """Leave its namespace (the client disconnects)."""
+
+    def manager_opened(self) -> None:
+        """The connection is open: send this namespace's CONNECT."""
+
+    def manager_failed(self, error: ConnectError) -> None:
+        """The connection could not be made."""
+
+    def manager_closed(self, reason: str) -> None:
+        """The connection closed."""
+
+    def receive(self, packet: Packet) -> None:
+        """A packet for this namespace."""
 
 
 class Manager:
@@ -129,7 +156,7 @@ class Manager:
         )
         self.state = _CLOSED
         self.engine: EngineClient | None = None
-        self.sockets: dict[str, ClientSocket] = {}
+        self.sockets: dict[str, ManagedSocket] = {}
         """Every namespace socket bound to this manager, active or not, by namespace."""
         self._decoder: Decoder | None = None
         self._open_callback: OpenCallback | None = None
@@ -172,7 +199,7 @@ class Manager:
         if engine is not None:
             engine.send(messages)
 
-    def destroy_socket(self, socket: ClientSocket) -> None:
+    def destroy_socket(self, socket: ManagedSocket) -> None:
         """A socket stopped being active; close the connection when none is left."""
         if not any(other.active for other in self.sockets.values()):
             self._close()
@@ -214,7 +241,7 @@ class Manager:
         self._decoder = self._serializer.decoder(self._limits)
         callback, self._open_callback = self._open_callback, None
         for socket in self._active_sockets():
-            socket._on_manager_open()
+            socket.manager_opened()
         if callback is not None:
             callback(None)
 
@@ -231,7 +258,7 @@ class Manager:
             return  # binary attachments still due
         socket = self.sockets.get(packet.nsp)
         if socket is not None and socket.active:
-            socket._on_packet(packet)
+            socket.receive(packet)
 
     def engine_close(self, engine: EngineClient, reason: str, error: BaseException | None) -> None:
         if engine is not self.engine:
@@ -248,7 +275,7 @@ class Manager:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _active_sockets(self) -> list[ClientSocket]:
+    def _active_sockets(self) -> list[ManagedSocket]:
         return [socket for socket in self.sockets.values() if socket.active]
 
     def _cancel_open_timer(self) -> None:
@@ -275,7 +302,7 @@ class Manager:
         self._retire_engine()
         self.state = _CLOSED
         for socket in self._active_sockets():
-            socket._on_manager_error(error)
+            socket.manager_failed(error)
         if callback is not None:
             callback(error)
         elif not self._reconnecting and self.reconnection and self._backoff.attempts == 0:
@@ -291,9 +318,9 @@ class Manager:
         if reason == TRANSPORT_ERROR and error is not None:
             failure = error if isinstance(error, ConnectError) else ConnectError(reason)
             for socket in self._active_sockets():
-                socket._on_manager_error(failure)
+                socket.manager_failed(failure)
         for socket in self._active_sockets():
-            socket._on_manager_close(reason)
+            socket.manager_closed(reason)
         if self.reconnection and not self._skip_reconnect:
             self._reconnect()
         self._check_finished(reason)

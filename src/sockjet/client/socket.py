@@ -41,12 +41,13 @@ from sockjet.protocol.socketio import (
     Packet,
     PacketType,
     Serializer,
+    check_event_name,
     encode_event,
 )
 
 if TYPE_CHECKING:
     from sockjet.client.engine import EngineClient
-    from sockjet.client.manager import Manager
+    from sockjet.client.manager import ManagedSocket, Manager
 
 __all__ = ["Auth", "ClientSocket", "SocketHooks"]
 
@@ -106,14 +107,6 @@ class _Queued:
         self.timeout = timeout
         self.pending = False
         self.tries = 0
-
-
-def check_event(event: str) -> None:
-    """Refuse what a peer would refuse: a name that is not a string, or a reserved one."""
-    if not isinstance(event, str):
-        raise TypeError(f"an event name is a str, not {type(event).__name__}")
-    if event in RESERVED_EVENTS:
-        raise ValueError(f"{event!r} is a reserved event name")
 
 
 def _event_name(name: Any) -> str:
@@ -286,7 +279,7 @@ class ClientSocket:
         if not manager.reconnecting:
             manager.open()
         if manager.state is ManagerState.OPEN:
-            self._on_manager_open()
+            self.manager_opened()
 
     def disconnect(self) -> None:
         """Leave the namespace (the server sees ``"client namespace disconnect"``); the handlers
@@ -329,7 +322,7 @@ class ClientSocket:
         the retry queue. Raises ``ValueError`` for a reserved name, ``TypeError`` for data
         that cannot be encoded.
         """
-        check_event(event)
+        check_event_name(event, RESERVED_EVENTS)
         if self._retries and not volatile:
             self._enqueue(event, args, None, self._ack_timeout)
             return
@@ -349,7 +342,7 @@ class ClientSocket:
         :class:`~sockjet.errors.AckTimeout`, as does losing the connection after the event went
         out (with ``retries`` set, it is sent again instead, until the retries run out).
         """
-        check_event(event)
+        check_event_name(event, RESERVED_EVENTS)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
 
         def settle(error: BaseException | None, values: list[Any]) -> None:
@@ -472,7 +465,8 @@ class ClientSocket:
 
     # -- manager callbacks --------------------------------------------------------------------
 
-    def _on_manager_open(self) -> None:
+    def manager_opened(self) -> None:
+        """The manager's connection is open: (re)connect this namespace."""
         auth = self.auth
         manager = self._manager
         engine = manager.engine if manager is not None else None
@@ -523,11 +517,13 @@ class ClientSocket:
         self._destroy()
         self._emit_reserved("connect_error", error)
 
-    def _on_manager_error(self, error: ConnectError) -> None:
+    def manager_failed(self, error: ConnectError) -> None:
+        """The manager could not connect."""
         if not self.connected:
             self._emit_reserved("connect_error", error)
 
-    def _on_manager_close(self, reason: str) -> None:
+    def manager_closed(self, reason: str) -> None:
+        """The manager's connection closed."""
         self._on_close(reason)
 
     def _on_close(self, reason: str) -> None:
@@ -543,7 +539,8 @@ class ClientSocket:
             if ack is not None:
                 ack.callback(AckTimeout("socket has been disconnected"), [])
 
-    def _on_packet(self, packet: Packet) -> None:
+    def receive(self, packet: Packet) -> None:
+        """A packet for this namespace."""
         kind = packet.type
         if kind is _EVENT or kind is _BINARY_EVENT:
             if self.connected:
@@ -642,3 +639,7 @@ class ClientSocket:
             logger.exception("cannot encode the acknowledgement for %r", self)
             return
         manager.send(messages)
+
+
+if TYPE_CHECKING:  # what the manager is written against
+    _MANAGED: type[ManagedSocket] = ClientSocket

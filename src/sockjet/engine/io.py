@@ -16,7 +16,7 @@ is framed once.
 from __future__ import annotations
 
 import base64
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -29,6 +29,7 @@ __all__ = [
     "SessionHandler",
     "WebSocketConnection",
     "WebSocketHandler",
+    "send_packet",
 ]
 
 
@@ -232,3 +233,15 @@ class EngineSocket(Protocol):
 
     def close(self, reason: str = "forced close") -> None:
         """Flush what is queued, then close; the handler's ``on_close(reason)`` follows."""
+
+
+def send_packet(conn: EngineSocket, messages: Sequence[Outgoing], volatile: bool = False) -> bool:
+    """Queue the messages of one Socket.IO packet (a binary packet and its attachments) on
+    ``conn``: False when the first was dropped (volatile, or the session is closing). Once it is
+    queued the others always are: half a binary packet would break the client's decoder."""
+    send = conn.send
+    if not send(messages[0], volatile=volatile):
+        return False
+    for message in messages[1:]:
+        send(message)
+    return True

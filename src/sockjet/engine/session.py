@@ -31,6 +31,7 @@ from sockjet.protocol.session import Action, Phase, SessionMachine, Upgrade
 
 if TYPE_CHECKING:
     from sockjet.engine.io import WebSocketConnection
+    from sockjet.engine.transports.owner import TransportOwner
 
 __all__ = ["Session", "SessionContext"]
 
@@ -151,6 +152,10 @@ class Session:
     @property
     def http_compression(self) -> bool:
         return self.ctx.http_compression
+
+    @property
+    def max_packets_per_poll(self) -> int | None:
+        return self.ctx.max_packets_per_poll
 
     def __repr__(self) -> str:
         return f"<Session {self.sid} {self.transport} {self.machine.phase.value}>"
@@ -277,7 +282,7 @@ class Session:
         """A transport dropped a volatile packet (not writable at that moment)."""
         self.ctx.stats.volatile_dropped += 1
 
-    def drained(self, transport: Transport) -> None:
+    def drained(self, transport: object) -> None:
         """``transport``'s queue fell to the level last watched: stop the slow-consumer clock
         under the high-water mark, release ``drain()`` callers under the low-water mark."""
         if transport is not self.active:
@@ -386,7 +391,7 @@ class Session:
         self._arm()
         return True
 
-    def websocket_message(self, transport: WebSocketTransport, data: str | bytes) -> None:
+    def websocket_message(self, transport: object, data: str | bytes) -> None:
         """The slow path of a WebSocket message: control packets, probes, closed sessions."""
         try:
             packet = decode_packet(data)
@@ -401,8 +406,10 @@ class Session:
             else:
                 self._receive(packet.type)
             return
-        if transport is not self.probe:
-            transport.close()  # a stale probe still talking after it was dropped
+        probe = self.probe
+        if transport is not probe or probe is None:
+            if isinstance(transport, WebSocketTransport):
+                transport.close()  # a stale probe still talking after it was dropped
             return
         if packet is None:
             self.machine.abort_upgrade()
@@ -410,18 +417,18 @@ class Session:
         else:
             action = self.machine.receive_probe(packet.type, packet.data)
         if action is Action.SEND_PROBE_PONG:
-            transport.send(PROBE_PONG, False)
+            probe.send(PROBE_PONG, False)
             # the client now pauses polling: release its pending GET with a NOOP
             polling = self.polling
             assert polling is not None  # only polling sessions have probes
             polling.wake()
         elif action is Action.UPGRADE:
-            self._switch_to(transport)
+            self._switch_to(probe)
         else:
             self._drop_probe()
         self._arm()
 
-    def websocket_closed(self, transport: WebSocketTransport) -> None:
+    def websocket_closed(self, transport: object) -> None:
         """A WebSocket of this session went away."""
         if transport is self.active:
             self.fail("transport close")
@@ -543,3 +550,7 @@ class Session:
             handler.on_close(self.machine.close_reason)
         except Exception:
             logger.exception("session %s: close handler failed", self.sid)
+
+
+if TYPE_CHECKING:  # the session is what its transports are written against
+    _OWNER: type[TransportOwner] = Session

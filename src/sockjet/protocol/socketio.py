@@ -45,6 +45,7 @@ __all__ = [
     "Packet",
     "PacketType",
     "Serializer",
+    "check_event_name",
     "encode_event",
     "payload_is_valid",
 ]
@@ -117,6 +118,19 @@ class DecoderLimits:
 DEFAULT_LIMITS: Final = DecoderLimits()
 CLIENT_RESERVED_EVENTS: Final[frozenset[str]] = RESERVED_EVENTS - {"error"}
 """What a client's decoder refuses: the lifecycle names, but not ``"error"``."""
+
+
+def check_event_name(event: object, refused: frozenset[str] = CLIENT_RESERVED_EVENTS) -> None:
+    """Refuse, before sending, an event name the receiving peer would refuse: not a string, or
+    one of ``refused`` (what its decoder refuses: a server emitting to clients, the default,
+    may send ``"error"``; a client emitting to a server passes :data:`RESERVED_EVENTS`).
+
+    Raises :class:`TypeError` or :class:`ValueError`.
+    """
+    if event.__class__ is not str:
+        raise TypeError(f"an event name is a str, not {type(event).__name__}")
+    if event in refused:
+        raise ValueError(f"{event!r} is a reserved event name")
 
 
 class Decoder(Protocol):

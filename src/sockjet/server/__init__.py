@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 from sockjet.server.acks import BroadcastAckTimeout, ack_requested
-from sockjet.server.broadcast import (
-    Adapter,
-    AdapterFactory,
-    BroadcastFlags,
-    BroadcastOperator,
-    BroadcastOptions,
-    RemoteSocket,
-    SocketDetails,
-)
+from sockjet.server.adapter import Adapter, AdapterFactory, SocketDetails
+from sockjet.server.broadcast import BroadcastOperator, RemoteSocket
 from sockjet.server.client import Client
+from sockjet.server.handshake import Handshake
 from sockjet.server.namespace import Namespace, ParentNamespace
 from sockjet.server.recovery import ConnectionStateRecovery
 from sockjet.server.server import RunningServer, Server
-from sockjet.server.socket import Handshake, Socket, SocketEmitter
+from sockjet.server.socket import Socket, SocketEmitter
+from sockjet.server.targets import BroadcastFlags, BroadcastOptions
 
 __all__ = [
     "Adapter",

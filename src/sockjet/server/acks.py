@@ -19,15 +19,25 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import Any, Final, Protocol
 
 from sockjet.errors import AckTimeout
 
-if TYPE_CHECKING:
-    from sockjet.server.socket import Socket
+
+class AckHolder(Protocol):
+    """A socket, as acks see it: where waiters are registered under an ack id."""
+
+    @property
+    def id(self) -> str: ...
+
+    def _add_ack(self, ack_id: int, waiter: AckWaiter) -> None: ...
+
+    def _drop_ack(self, ack_id: int) -> None: ...
+
 
 __all__ = [
     "NO_REPLY",
+    "AckHolder",
     "AckWaiter",
     "BroadcastAckTimeout",
     "BroadcastAckTracker",
@@ -96,10 +106,10 @@ class BroadcastAckTimeout(AckTimeout):
 class AckWaiter(Protocol):
     """Something waiting for a socket's ACK: registered under an ack id in the socket."""
 
-    def on_ack(self, socket: Socket, args: list[Any]) -> None:
+    def on_ack(self, socket: AckHolder, args: list[Any]) -> None:
         """The socket answered with ``args``."""
 
-    def on_close(self, socket: Socket) -> None:
+    def on_close(self, socket: AckHolder) -> None:
         """The socket disconnected before answering."""
 
 
@@ -111,11 +121,11 @@ class SingleAck:
     def __init__(self, future: asyncio.Future[Any]) -> None:
         self.future = future
 
-    def on_ack(self, socket: Socket, args: list[Any]) -> None:
+    def on_ack(self, socket: AckHolder, args: list[Any]) -> None:
         if not self.future.done():
             self.future.set_result(ack_value(args))
 
-    def on_close(self, socket: Socket) -> None:
+    def on_close(self, socket: AckHolder) -> None:
         if not self.future.done():
             self.future.set_exception(AckTimeout("the socket disconnected before acknowledging"))
 
@@ -133,10 +143,10 @@ class BroadcastAckTracker:
     def __init__(self, ack_id: int, on_reply: Callable[[Any], None]) -> None:
         self._ack_id = ack_id
         self._on_reply = on_reply
-        self._pending: dict[str, Socket] = {}
+        self._pending: dict[str, AckHolder] = {}
         self._timer: asyncio.TimerHandle | None = None
 
-    def add(self, socket: Socket) -> None:
+    def add(self, socket: AckHolder) -> None:
         """Wait for ``socket``'s reply."""
         self._pending[socket.id] = socket
         socket._add_ack(self._ack_id, self)
@@ -151,12 +161,12 @@ class BroadcastAckTracker:
         if timeout is not None and self._pending:
             self._timer = asyncio.get_running_loop().call_later(timeout, self.expire)
 
-    def on_ack(self, socket: Socket, args: list[Any]) -> None:
+    def on_ack(self, socket: AckHolder, args: list[Any]) -> None:
         if self._pending.pop(socket.id, None) is not None:
             self._settled()
             self._on_reply(ack_value(args))
 
-    def on_close(self, socket: Socket) -> None:
+    def on_close(self, socket: AckHolder) -> None:
         if self._pending.pop(socket.id, None) is not None:
             self._settled()
             self._on_reply(NO_REPLY)

@@ -48,7 +48,8 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from sockjet.engine.io import EngineSocket, HTTPRequest, Outgoing, SessionHandler
 from sockjet.errors import ConnectionRefused
-from sockjet.server.broadcast import Adapter, AdapterFactory, BroadcastOperator, RemoteSocket
+from sockjet.server.adapter import Adapter, AdapterFactory
+from sockjet.server.broadcast import BroadcastOperator, RemoteSocket
 from sockjet.server.namespace import Namespace
 from sockjet.server.socket import Socket
 

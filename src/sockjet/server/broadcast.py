@@ -1,162 +1,30 @@
-"""The broadcast operator (``io.to("room").emit(...)``) and the adapter interface it drives.
+"""The broadcast operator (``io.to("room").emit(...)``) and remote sockets.
 
 A :class:`BroadcastOperator` is immutable: ``to``/``in_``/``except_``/``volatile``/``local``/
 ``compress``/``timeout`` return new operators, so one can be kept and reused. Its ``emit`` builds
 the packet once and hands it to the namespace's adapter, which encodes it once and writes the same
 :class:`~sockjet.engine.io.Outgoing` objects to every recipient (no task, no copy per recipient).
 
-:class:`Adapter` is what the server needs from an adapter (``sockjet.adapters``): the room index
-and the delivery of broadcasts, locally (memory) or across a cluster (Redis). It mirrors Node's
-``socket.io-adapter`` API so that a cluster-wide adapter can implement it.
+The adapter contract it drives is :mod:`sockjet.server.adapter`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from collections.abc import Iterable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from sockjet.errors import AckTimeout
-from sockjet.protocol.socketio import RESERVED_EVENTS, Packet, PacketType
+from sockjet.protocol.socketio import Packet, PacketType, check_event_name
 from sockjet.server.acks import BroadcastAckTimeout, ReplyCollector
+from sockjet.server.adapter import Adapter, SocketDetails
+from sockjet.server.targets import DEFAULT_FLAGS, BroadcastFlags, BroadcastOptions, Room, as_rooms
 
 if TYPE_CHECKING:
-    from sockjet.server.namespace import Namespace
-    from sockjet.server.socket import Handshake, Socket
+    from sockjet.server.socket import Socket
 
-__all__ = [
-    "Adapter",
-    "AdapterFactory",
-    "BroadcastFlags",
-    "BroadcastOperator",
-    "BroadcastOptions",
-    "RemoteSocket",
-    "Room",
-    "SocketDetails",
-    "SocketId",
-    "as_rooms",
-]
-
-Room = str
-SocketId = str
-
-
-def as_rooms(rooms: Room | Iterable[Room]) -> frozenset[Room]:
-    """One room or several as a frozenset (a ``str`` is one room, not its characters)."""
-    if isinstance(rooms, str):
-        return frozenset((rooms,))
-    return frozenset(rooms)
-
-
-@dataclass(frozen=True, slots=True)
-class BroadcastFlags:
-    """Modifiers of one broadcast (Node's ``BroadcastFlags``)."""
-
-    volatile: bool = False
-    """Drop the packet for a recipient whose transport is not ready instead of queueing it."""
-    compress: bool | None = None
-    """Whether the packet may be compressed (``None``: the transport decides)."""
-    local: bool = False
-    """Reach only this server's sockets, not the rest of the cluster."""
-    timeout: float | None = None
-    """Seconds to wait for acknowledgements (broadcast with ack)."""
-
-
-DEFAULT_FLAGS: Final = BroadcastFlags()
-
-
-@dataclass(frozen=True, slots=True)
-class BroadcastOptions:
-    """Who a broadcast reaches: sockets in any of ``rooms`` (all when empty), minus any socket in
-    one of ``except_``."""
-
-    rooms: frozenset[Room] = frozenset()
-    except_: frozenset[Room] = frozenset()
-    flags: BroadcastFlags = field(default=DEFAULT_FLAGS)
-
-
-@dataclass(slots=True)
-class SocketDetails:
-    """A socket as another server of the cluster describes it (``fetch_sockets``)."""
-
-    id: SocketId
-    handshake: Handshake
-    rooms: set[Room]
-    data: Any
-
-
-class Adapter(Protocol):
-    """Where the rooms of one namespace live and how broadcasts reach their sockets.
-
-    Implementations: :class:`sockjet.adapters.memory.MemoryAdapter` (the default, one process)
-    and cluster adapters built on it. Methods that may talk to other servers are ``async``;
-    the room index of local sockets is always updated synchronously.
-    """
-
-    nsp: Namespace
-
-    def init(self) -> Awaitable[None] | None:
-        """Start (subscribe, connect...). Called once the event loop runs."""
-
-    def close(self) -> Awaitable[None] | None:
-        """Stop; called by ``Server.close()``."""
-
-    async def server_count(self) -> int:
-        """How many servers share this namespace (1 for a single process)."""
-        ...
-
-    def add_all(self, sid: SocketId, rooms: Iterable[Room]) -> None:
-        """Add a local socket to rooms."""
-
-    def del_(self, sid: SocketId, room: Room) -> None:
-        """Remove a local socket from one room."""
-
-    def del_all(self, sid: SocketId) -> None:
-        """Remove a local socket from every room (it disconnected)."""
-
-    def socket_rooms(self, sid: SocketId) -> set[Room] | None:
-        """The rooms of a local socket (the adapter's own set: do not mutate), or None."""
-        ...
-
-    def broadcast(self, packet: Packet, opts: BroadcastOptions) -> None:
-        """Send ``packet`` to every socket ``opts`` selects (encoded once)."""
-
-    def broadcast_with_ack(
-        self,
-        packet: Packet,
-        opts: BroadcastOptions,
-        on_client_count: Callable[[int], None],
-        on_reply: Callable[[Any], None],
-    ) -> None:
-        """Like :meth:`broadcast`, with an ack id: each server reports how many clients it
-        reached with ``on_client_count`` (once), then each reply goes to ``on_reply``."""
-
-    async def fetch_sockets(self, opts: BroadcastOptions) -> list[Socket | SocketDetails]:
-        """The sockets ``opts`` selects: local :class:`Socket` objects, remote details."""
-        ...
-
-    def add_sockets(self, opts: BroadcastOptions, rooms: Iterable[Room]) -> None:
-        """Make the selected sockets join ``rooms``."""
-
-    def del_sockets(self, opts: BroadcastOptions, rooms: Iterable[Room]) -> None:
-        """Make the selected sockets leave ``rooms``."""
-
-    def disconnect_sockets(self, opts: BroadcastOptions, close: bool) -> None:
-        """Disconnect the selected sockets (``close``: their whole connection)."""
-
-    def server_side_emit(self, packet: list[Any]) -> None:
-        """Send ``[event, *args]`` to the other servers of the cluster (no-op when alone)."""
-
-
-AdapterFactory = Callable[["Namespace"], Adapter]
-"""What ``Server(adapter=...)`` takes: called with each namespace, returns its adapter."""
-
-
-def _check_event(event: str) -> None:
-    # As Socket.emit: "error" may be emitted to clients, not received from them.
-    if event in RESERVED_EVENTS and event != "error":
-        raise ValueError(f"{event!r} is a reserved event name")
+__all__ = ["BroadcastOperator", "RemoteSocket"]
 
 
 class BroadcastOperator:
@@ -245,7 +113,7 @@ class BroadcastOperator:
 
         Raises :class:`ValueError` for a reserved event name (``"disconnect"``...).
         """
-        _check_event(event)
+        check_event_name(event)
         self._adapter.broadcast(Packet(PacketType.EVENT, "/", [event, *args]), self._options())
 
     def send(self, *args: Any) -> None:
@@ -261,7 +129,7 @@ class BroadcastOperator:
         raises :class:`~sockjet.server.acks.BroadcastAckTimeout` (an
         :class:`~sockjet.errors.AckTimeout`) whose ``replies`` holds the answers received.
         """
-        _check_event(event)
+        check_event_name(event)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Any]] = loop.create_future()
         servers = 1 if self._flags.local else await self._adapter.server_count()

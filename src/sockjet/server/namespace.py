@@ -30,21 +30,15 @@ from itertools import count
 from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
 
 from sockjet.errors import ConnectionRefused
-from sockjet.protocol.socketio import RESERVED_EVENTS, Packet, PacketType
-from sockjet.server.broadcast import (
-    Adapter,
-    BroadcastOperator,
-    BroadcastOptions,
-    RemoteSocket,
-    Room,
-    SocketDetails,
-    SocketId,
-)
-from sockjet.server.socket import Socket, check_event
+from sockjet.protocol.socketio import RESERVED_EVENTS, Packet, PacketType, check_event_name
+from sockjet.server.adapter import Adapter, SessionRecovery, SocketDetails
+from sockjet.server.broadcast import BroadcastOperator, RemoteSocket
+from sockjet.server.socket import Socket
+from sockjet.server.targets import BroadcastOptions, Room, SocketId
 
 if TYPE_CHECKING:
     from sockjet.server.client import Client
-    from sockjet.server.recovery import RecoveryStore
+    from sockjet.server.recovery import RestoredSession
     from sockjet.server.server import Server
 
 __all__ = ["Namespace", "NamespaceMatcher", "ParentNamespace"]
@@ -88,7 +82,7 @@ class Namespace:
             self._server_side = parent._server_side
         self.adapter: Adapter = self._make_adapter()
         server._init_adapter(self.adapter)
-        self._recovery: RecoveryStore | None = getattr(self.adapter, "recovery", None)
+        self._recovery: SessionRecovery | None = self.adapter.recovery
 
     def _make_adapter(self) -> Adapter:
         return self.server._adapter_factory(self)
@@ -96,7 +90,9 @@ class Namespace:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, sockets={len(self.sockets)})"
 
-    def _next_ack_id(self) -> int:
+    def next_ack_id(self) -> int:
+        """A new acknowledgement id (one counter per namespace, as in Node: a broadcast uses
+        the same id for every recipient, never colliding with a socket's own)."""
         return next(self._ids)
 
     # -- registration -------------------------------------------------------------------------
@@ -214,7 +210,7 @@ class Namespace:
     def server_side_emit(self, event: str, *args: Any) -> None:
         """Send an event to the other servers of the cluster (their :meth:`on_server_side`
         handlers); does nothing without a cluster adapter."""
-        check_event(event)
+        check_event_name(event)
         if event in _CONNECTION_EVENTS:
             raise ValueError(f"{event!r} is a reserved event name")
         self.adapter.server_side_emit([event, *args])
@@ -227,16 +223,12 @@ class Namespace:
         answers received) when some server does not answer within the cluster adapter's request
         timeout. Without a cluster adapter there is no other server: returns ``[]``.
         """
-        check_event(event)
+        check_event_name(event)
         if event in _CONNECTION_EVENTS:
             raise ValueError(f"{event!r} is a reserved event name")
-        emit = getattr(self.adapter, "server_side_emit_with_ack", None)
-        if emit is None:
-            return []
-        replies: list[Any] = await emit([event, *args])
-        return replies
+        return await self.adapter.server_side_emit_with_ack([event, *args])
 
-    def _on_server_side_emit(
+    def receive_server_side_emit(
         self, packet: list[Any], reply: Callable[[Any], None] | None = None
     ) -> None:
         """Called by a cluster adapter with ``[event, *args]`` from another server; when the
@@ -261,12 +253,41 @@ class Namespace:
     def _add(self, client: Client, auth: dict[str, Any]) -> None:
         """A client asked to connect: run the middlewares, then connect or refuse."""
         recovery = self._recovery
-        restored = None
         if recovery is not None:
             # The official client sends these in its auth once it has a session to recover.
             pid, offset = auth.get("pid"), auth.get("offset")
             if isinstance(pid, str) and (offset is None or isinstance(offset, str)):
-                restored = recovery.restore(pid, offset)
+                found = recovery.restore(pid, offset)
+                if isawaitable(found):  # a store elsewhere (a cluster adapter's)
+                    client._spawn(self._add_restored(client, auth, found))
+                    return
+                self._add_socket(client, auth, found)
+                return
+        self._add_socket(client, auth, None)
+
+    async def _add_restored(
+        self, client: Client, auth: dict[str, Any], pending: Awaitable[RestoredSession | None]
+    ) -> None:
+        try:
+            async with asyncio.timeout(self.server._hook_timeout):
+                restored = await pending
+        except asyncio.CancelledError:
+            client._connect_failed(self.name)
+            raise
+        except Exception:
+            logger.exception(
+                "restoring a session of %s failed: the client starts afresh", self.name
+            )
+            restored = None
+        if client.closed:
+            client._connect_failed(self.name)
+            return
+        self._add_socket(client, auth, restored)
+
+    def _add_socket(
+        self, client: Client, auth: dict[str, Any], restored: RestoredSession | None
+    ) -> None:
+        recovery = self._recovery
         socket = Socket(self, client, auth, restored)
         self._connecting += 1
         if restored is not None and recovery is not None and recovery.options.skip_middlewares:
@@ -407,11 +428,11 @@ class ParentNamespace(Namespace):
         raise RuntimeError("clients connect to the children of a dynamic namespace")
 
 
-class _ParentAdapter:
+class _ParentAdapter(Adapter):
     """Fans the parent's broadcasts out to its children's adapters."""
 
     def __init__(self, nsp: ParentNamespace) -> None:
-        self.nsp: Any = nsp
+        super().__init__(nsp)
         self._parent = nsp
 
     def _adapters(self) -> list[Adapter]:

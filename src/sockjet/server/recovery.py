@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Final
 
-from sockjet.server.broadcast import BroadcastOptions, Room, SocketId
+from sockjet.server.targets import BroadcastOptions, Room, SocketId
 
 __all__ = [
     "RECOVERABLE_REASONS",

@@ -40,17 +40,13 @@ from sockjet.protocol.socketio import (
     Serializer,
     encode_event,
 )
-from sockjet.server.broadcast import (
-    Adapter,
-    AdapterFactory,
-    BroadcastOperator,
-    RemoteSocket,
-    Room,
-)
+from sockjet.server.adapter import Adapter, AdapterFactory
+from sockjet.server.broadcast import BroadcastOperator, RemoteSocket
 from sockjet.server.client import Client
 from sockjet.server.namespace import Namespace, NamespaceMatcher, ParentNamespace
 from sockjet.server.recovery import ConnectionStateRecovery
 from sockjet.server.socket import Socket
+from sockjet.server.targets import Room
 
 if TYPE_CHECKING:
     from sockjet.server.admin import AdminAuth, Instrumentation

@@ -21,26 +21,21 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import replace
 from functools import partial
 from inspect import isawaitable
 from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
 
 from sockjet.engine.io import EngineSocket, HTTPRequest, Outgoing
 from sockjet.errors import AckTimeout
-from sockjet.protocol.socketio import RESERVED_EVENTS, Packet, PacketType
+from sockjet.protocol.socketio import RESERVED_EVENTS, Packet, PacketType, check_event_name
 from sockjet.server.acks import ACK_REQUESTED, AckWaiter, SingleAck, reply_args
-from sockjet.server.broadcast import (
-    DEFAULT_FLAGS,
-    Adapter,
-    BroadcastFlags,
-    BroadcastOperator,
-    BroadcastOptions,
-    Room,
-)
+from sockjet.server.adapter import Adapter
+from sockjet.server.broadcast import BroadcastOperator
 from sockjet.server.client import RUNNING_HANDLER
+from sockjet.server.handshake import Handshake
 from sockjet.server.recovery import RECOVERABLE_REASONS, PersistedSession, RestoredSession
+from sockjet.server.targets import DEFAULT_FLAGS, BroadcastFlags, BroadcastOptions, Room
 
 if TYPE_CHECKING:
     from sockjet.server.client import Client
@@ -72,67 +67,6 @@ def event_name(value: Any) -> str:
     if value.__class__ is float and value.is_integer():
         return str(int(value))
     return str(value)
-
-
-def check_event(event: str) -> None:
-    """Refuse reserved names: the server never emits lifecycle events to clients.
-
-    ``"error"`` is reserved in the other direction only (a client must not reach the server's
-    ``error`` handlers): as in Node, a server may emit it, and the official client receives it
-    as an ordinary event.
-    """
-    if event in RESERVED_EVENTS and event != "error":
-        raise ValueError(f"{event!r} is a reserved event name")
-
-
-@dataclass(slots=True)
-class Handshake:
-    """How the client connected: the details of the Engine.IO handshake request, plus the
-    ``auth`` object of the Socket.IO CONNECT packet (Node's ``socket.handshake``)."""
-
-    headers: dict[str, str]
-    """Header names lower-cased."""
-    query: dict[str, str]
-    auth: dict[str, Any]
-    address: str
-    """The client's IP address, as the serving layer saw it."""
-    url: str
-    secure: bool
-    xdomain: bool
-    """Whether the request carried an ``Origin`` header (cross-domain)."""
-    issued: int
-    """Milliseconds since the epoch when the socket was created."""
-    time: str
-    """``issued`` as an ISO 8601 string."""
-
-    @classmethod
-    def from_request(cls, request: HTTPRequest, auth: dict[str, Any], issued: int) -> Handshake:
-        remote = request.remote_addr
-        return cls(
-            headers=request.headers,
-            query=request.query,
-            auth=auth,
-            address=remote[0] if remote else "",
-            url=request.url,
-            secure=request.secure,
-            xdomain="origin" in request.headers,
-            issued=issued,
-            time=datetime.fromtimestamp(issued / 1000, UTC).isoformat(),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """The handshake as Node spells it (for cluster messages)."""
-        return {
-            "headers": self.headers,
-            "query": self.query,
-            "auth": self.auth,
-            "address": self.address,
-            "url": self.url,
-            "secure": self.secure,
-            "xdomain": self.xdomain,
-            "issued": self.issued,
-            "time": self.time,
-        }
 
 
 class Socket:
@@ -372,11 +306,11 @@ class Socket:
         volatile: bool,
         compress: bool = True,
     ) -> Any:
-        check_event(event)
+        check_event_name(event)
         if self._state > _CLOSING:
             raise AckTimeout("the socket is not connected")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        ack_id = self.nsp._next_ack_id()
+        ack_id = self.nsp.next_ack_id()
         self._add_ack(ack_id, SingleAck(future))
         # A handler of this very client waiting for its answer gives its place back meanwhile
         # (the answer may be queued behind events the client sent first: see server.client).
@@ -410,7 +344,7 @@ class Socket:
         volatile: bool,
         compress: bool = True,
     ) -> bool:
-        check_event(event)
+        check_event_name(event)
         if self._any_out:
             run = self.client._run
             for listener in tuple(self._any_out):
@@ -442,15 +376,6 @@ class Socket:
         # binary packet would break the client's decoder.
         for payload in payloads[1:]:
             send(message(payload, compress))
-        return True
-
-    def _write(self, outgoing: list[Outgoing], volatile: bool) -> bool:
-        """Queue an encoded packet (shared ``Outgoing`` objects of a broadcast)."""
-        send = self.conn.send
-        if not send(outgoing[0], volatile=volatile):
-            return False
-        for message in outgoing[1:]:
-            send(message)
         return True
 
     def _send_packet(self, packet: Packet) -> None:

@@ -23,19 +23,14 @@ from urllib.parse import parse_qsl, unquote
 import httptools
 
 from sockjet.engine.io import BodyError, HTTPRequest, HTTPResponse
-from sockjet.serving.websocket import (
-    Flusher,
-    FrameParser,
-    WebSocketProtocol,
-    accept_key,
-    negotiate_deflate,
-)
+from sockjet.protocol.websocket import FrameParser, accept_key, negotiate_deflate
+from sockjet.serving.websocket import Flusher, WebSocketProtocol
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from sockjet.engine.io import WebSocketConnection, WebSocketHandler
-    from sockjet.serving.native import NativeLimits
+    from sockjet.serving.limits import NativeLimits
     from sockjet.serving.static import StaticFiles
 
 __all__ = ["Engine", "HTTPProtocol", "ServerContext", "encode_response"]

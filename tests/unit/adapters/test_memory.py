@@ -11,16 +11,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
 
 from server_fakes import FakeConn, socket_of
 
-from sockjet.adapters.base import BaseAdapter
 from sockjet.adapters.memory import MemoryAdapter
 from sockjet.protocol.socketio import Packet, PacketType
-from sockjet.server.broadcast import BroadcastFlags, BroadcastOptions
+from sockjet.server.adapter import Adapter
 from sockjet.server.server import Server
+from sockjet.server.targets import BroadcastFlags, BroadcastOptions
 
 
 def make() -> MemoryAdapter:
     adapter = Server().sockets.adapter
-    assert isinstance(adapter, MemoryAdapter) and isinstance(adapter, BaseAdapter)
+    assert isinstance(adapter, MemoryAdapter) and isinstance(adapter, Adapter)
     return adapter
 
 

@@ -28,8 +28,9 @@ from sockjet.adapters.redis_codec import pack, unpack
 from sockjet.adapters.redis_protocols import ClassicProtocol, ShardedProtocol, SubscriptionKind
 from sockjet.adapters.redis_requests import MalformedLog
 from sockjet.server.acks import BroadcastAckTimeout
-from sockjet.server.broadcast import BroadcastOptions, RemoteSocket
+from sockjet.server.broadcast import RemoteSocket
 from sockjet.server.server import Server
+from sockjet.server.targets import BroadcastOptions
 
 PATTERN = (SubscriptionKind.PATTERN, b"socket.io#/#*")
 REQUESTS = (SubscriptionKind.CHANNEL, b"socket.io-request#/#")

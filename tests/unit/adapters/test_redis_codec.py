@@ -34,8 +34,8 @@ from sockjet.adapters.redis_codec import (
 )
 from sockjet.errors import InvalidPacket
 from sockjet.protocol.json import MAX_DEPTH
-from sockjet.server.broadcast import BroadcastFlags, BroadcastOptions
 from sockjet.server.server import Server
+from sockjet.server.targets import BroadcastFlags, BroadcastOptions
 
 # io.emit("hello", "world", 1) from a Node server with uid "B3dw3C", captured from Redis.
 NODE_HELLO = bytes.fromhex(

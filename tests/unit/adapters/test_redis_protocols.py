@@ -26,7 +26,7 @@ from sockjet.adapters.redis_protocols import (
     glob_escape,
 )
 from sockjet.errors import InvalidPacket
-from sockjet.server.broadcast import BroadcastFlags, BroadcastOptions
+from sockjet.server.targets import BroadcastFlags, BroadcastOptions
 
 SID = "pbM0rnSpDOcskq7KAAAB"  # 20 characters, like every socket id
 

@@ -11,7 +11,8 @@ from chat_fakes import message
 
 from sockjet.chat.postgres_store import PostgresStore
 from sockjet.chat.sqlite_store import SQLiteStore
-from sockjet.chat.store import StoreError, default_database_url, open_store, sqlite_path
+from sockjet.chat.store import StoreError, default_database_url, sqlite_path
+from sockjet.chat.stores import open_store
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,8 @@ import pytest
 from server_fakes import FakeConn, settle, socket_of
 
 from sockjet.server.acks import BroadcastAckTimeout
-from sockjet.server.broadcast import BroadcastOperator, RemoteSocket, SocketDetails
+from sockjet.server.adapter import SocketDetails
+from sockjet.server.broadcast import BroadcastOperator, RemoteSocket
 from sockjet.server.server import Server
 from sockjet.server.socket import Handshake, Socket
 
@@ -328,10 +329,10 @@ async def test_server_side_emit_is_a_local_no_op_and_dispatches_incoming() -> No
     io.sockets.on_server_side("boom")(lambda: 1 / 0)
     io.server_side_emit("hello", 1)  # nobody else to reach
     assert got == []
-    io.sockets._on_server_side_emit(["hello", 1, 2])
-    io.sockets._on_server_side_emit(["boom"])
-    io.sockets._on_server_side_emit([])  # malformed input from the bus is ignored
-    io.sockets._on_server_side_emit([5])
+    io.sockets.receive_server_side_emit(["hello", 1, 2])
+    io.sockets.receive_server_side_emit(["boom"])
+    io.sockets.receive_server_side_emit([])  # malformed input from the bus is ignored
+    io.sockets.receive_server_side_emit([5])
     await settle()
     assert got == [(1, 2), ("async", 1, 2)]
     with pytest.raises(ValueError, match="reserved"):

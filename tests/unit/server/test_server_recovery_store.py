@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 
-from sockjet.server.broadcast import BroadcastOptions
 from sockjet.server.recovery import (
     ConnectionStateRecovery,
     PersistedSession,
     RecoveryStore,
     RestoredSession,
 )
+from sockjet.server.targets import BroadcastOptions
 
 ALL = BroadcastOptions()
 

@@ -25,7 +25,7 @@ from sockjet.protocol.engineio import RECORD_SEPARATOR, decode_payload
 from sockjet.protocol.session import TRANSPORT_CLOSE
 
 if TYPE_CHECKING:
-    from sockjet.engine.session import Session
+    from sockjet.engine.transports.owner import TransportOwner
 
 __all__ = ["COMPRESSION_THRESHOLD", "PollingTransport", "compress_body"]
 
@@ -96,7 +96,7 @@ class PollingTransport:
         "high_water",
     )
 
-    def __init__(self, session: Session, *, high_water: int) -> None:
+    def __init__(self, session: TransportOwner, *, high_water: int) -> None:
         self._session = session
         self._queue: list[Outgoing] = []
         self._queued = 0
@@ -192,7 +192,7 @@ class PollingTransport:
         queue = self._queue
         session = self._session
         if queue:
-            cap = session.ctx.max_packets_per_poll
+            cap = session.max_packets_per_poll
             if cap is not None and len(queue) > cap:
                 # the rest goes with the next poll, which the client sends at once
                 self._queue = queue[cap:]

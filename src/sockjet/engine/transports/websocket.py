@@ -16,7 +16,7 @@ from sockjet.engine.io import Outgoing, WebSocketConnection
 from sockjet.protocol.session import Phase
 
 if TYPE_CHECKING:
-    from sockjet.engine.session import Session
+    from sockjet.engine.transports.owner import TransportOwner
 
 __all__ = ["CLOSE_CODES", "RefusedWebSocket", "WebSocketTransport"]
 
@@ -39,7 +39,9 @@ class WebSocketTransport:
 
     __slots__ = ("closed", "conn", "high_water", "session")
 
-    def __init__(self, session: Session, conn: WebSocketConnection, *, high_water: int) -> None:
+    def __init__(
+        self, session: TransportOwner, conn: WebSocketConnection, *, high_water: int
+    ) -> None:
         self.session = session
         self.conn = conn
         self.high_water = high_water
