@@ -11,7 +11,7 @@ import pytest
 from peers import ConnectError, NodeClient, NodePuppet, Serve
 
 from sockjet import Server, Socket
-from sockjet.server.admin import instrument
+from sockjet.observe.admin import instrument
 
 pytestmark = [pytest.mark.node, pytest.mark.asyncio(loop_scope="module")]
 

@@ -18,7 +18,6 @@ REMAINING: list[frozenset[str]] = [
     frozenset(
         {
             "server.adapter",
-            "server.admin",
             "server.broadcast",
             "server.client",
             "server.namespace",

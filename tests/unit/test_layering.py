@@ -17,7 +17,8 @@ ALLOWED: dict[str, set[str]] = {
     "adapters": {"protocol", "engine", "server"},
     "serving": {"protocol", "engine", "server", "adapters"},
     "client": {"protocol"},
-    "chat": {"protocol", "engine", "server", "adapters", "serving"},
+    "observe": {"protocol", "engine", "server", "adapters"},
+    "chat": {"protocol", "engine", "server", "adapters", "serving", "observe"},
 }
 SHARED = {"errors", "_types"}
 FORBIDDEN_IN_PROTOCOL = {"asyncio", "socket", "selectors", "ssl", "threading", "time", "uvloop"}

@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sockjet.engine.io import Outgoing, send_packet
+from sockjet.engine.hooks import call_hooks
+from sockjet.engine.io import Outgoing, send_packet, wire_size
 from sockjet.protocol.socketio import Packet
 from sockjet.server.acks import BroadcastAckTracker
 from sockjet.server.adapter import Adapter, SocketDetails
@@ -37,6 +38,7 @@ class MemoryAdapter(Adapter):
         self.rooms: dict[Room, set[SocketId]] = {}
         self.sids: dict[SocketId, set[Room]] = {}
         server = nsp.server
+        self._hooks = server.hooks
         self.serializer = server.serializer
         """How this namespace's packets are encoded (the server's serializer)."""
         options = server.connection_state_recovery
@@ -49,6 +51,9 @@ class MemoryAdapter(Adapter):
         if own is None:
             own = self.sids[sid] = set()
         index = self.rooms
+        if self._hooks.watching_rooms:
+            self._add_all_observed(sid, own, rooms)
+            return
         for room in rooms:
             own.add(room)
             members = index.get(room)
@@ -57,13 +62,32 @@ class MemoryAdapter(Adapter):
             else:
                 members.add(sid)
 
+    def _add_all_observed(self, sid: SocketId, own: set[Room], rooms: Iterable[Room]) -> None:
+        hooks = self._hooks
+        nsp = self.nsp
+        index = self.rooms
+        for room in rooms:
+            if room in own:
+                continue
+            own.add(room)
+            members = index.get(room)
+            if members is None:
+                index[room] = {sid}
+                if hooks.room_created:
+                    call_hooks(hooks.room_created, nsp, room)
+            else:
+                members.add(sid)
+            if hooks.room_joined:
+                call_hooks(hooks.room_joined, nsp, room, sid)
+
     def del_(self, sid: SocketId, room: Room) -> None:
         own = self.sids.get(sid)
-        if own is not None:
-            own.discard(room)
-            # A socket with no room left is forgotten too (it is back in no index at all).
-            if not own:
-                del self.sids[sid]
+        if own is None or room not in own:
+            return
+        own.discard(room)
+        # A socket with no room left is forgotten too (it is back in no index at all).
+        if not own:
+            del self.sids[sid]
         self._leave(sid, room)
 
     def del_all(self, sid: SocketId) -> None:
@@ -74,10 +98,17 @@ class MemoryAdapter(Adapter):
 
     def _leave(self, sid: SocketId, room: Room) -> None:
         members = self.rooms.get(room)
-        if members is not None:
-            members.discard(sid)
-            if not members:
-                del self.rooms[room]
+        if members is None:
+            return
+        members.discard(sid)
+        if not members:
+            del self.rooms[room]
+        hooks = self._hooks
+        if hooks.watching_rooms:
+            if hooks.room_left:
+                call_hooks(hooks.room_left, self.nsp, room, sid)
+            if not members and hooks.room_deleted:
+                call_hooks(hooks.room_deleted, self.nsp, room)
 
     def socket_rooms(self, sid: SocketId) -> set[Room] | None:
         return self.sids.get(sid)
@@ -148,13 +179,19 @@ class MemoryAdapter(Adapter):
             recovery.record(packet.data, opts)
         else:
             outgoing = self._encode(packet, opts)
+        selected = self._select(opts)
         if len(outgoing) == 1:
             message = outgoing[0]
-            for socket in self._select(opts):
+            for socket in selected:
                 socket.conn.send(message, volatile=volatile)
         else:
-            for socket in self._select(opts):
+            for socket in selected:
                 send_packet(socket.conn, outgoing, volatile)
+        sent = self._hooks.packet_sent
+        if sent:
+            call_hooks(
+                sent, self.nsp, packet, len(selected), sum(wire_size(m.data) for m in outgoing)
+            )
 
     def broadcast_with_ack(
         self,
@@ -174,6 +211,11 @@ class MemoryAdapter(Adapter):
                 tracker.add(socket)
         on_client_count(tracker.count)
         tracker.arm(opts.flags.timeout)
+        sent = self._hooks.packet_sent
+        if sent:
+            call_hooks(
+                sent, self.nsp, packet, tracker.count, sum(wire_size(m.data) for m in outgoing)
+            )
 
     async def fetch_sockets(self, opts: BroadcastOptions) -> list[Socket | SocketDetails]:
         return list(self._select(opts))

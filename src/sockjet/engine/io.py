@@ -245,3 +245,10 @@ def send_packet(conn: EngineSocket, messages: Sequence[Outgoing], volatile: bool
     for message in messages[1:]:
         send(message)
     return True
+
+
+def wire_size(data: str | bytes) -> int:
+    """The bytes ``data`` takes on the wire (UTF-8 for text), for counting: cheap for ASCII."""
+    if data.__class__ is str and not data.isascii():
+        return len(data.encode())
+    return len(data)

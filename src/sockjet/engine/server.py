@@ -37,6 +37,7 @@ from sockjet.engine.flow import (
     FlowLimits,
     FlowStats,
 )
+from sockjet.engine.hooks import EngineHooks, call_hooks
 from sockjet.engine.io import (
     EngineSocket,
     HTTPRequest,
@@ -164,7 +165,9 @@ class EngineServer:
         self.cookie = cookie
         """The session cookie set on polling handshakes (see :mod:`sockjet.engine.cookie`)."""
         self._allow_request = allow_request
-        self._error_handlers: list[Callable[[HTTPRequest, HandshakeError], None]] = []
+        self.hooks = EngineHooks()
+        """Observation hooks: sessions opened, upgraded and closed, refused requests, slow
+        consumers, dropped volatile packets (see :mod:`sockjet.engine.hooks`)."""
         self._cors = CorsPolicy(cors)
         self._transport_set = frozenset(transports)
         self._upgradable = allow_upgrades and self._transport_set >= _TRANSPORTS
@@ -201,7 +204,7 @@ class EngineServer:
         Origin or ``allow_request``... ``error.code`` and ``error.message`` are what the client
         gets. Usable as a decorator; the handler must not block (it runs inline).
         """
-        self._error_handlers.append(handler)
+        self.hooks.connection_error.append(handler)
         return handler
 
     # -- HTTP -----------------------------------------------------------------------------------
@@ -393,6 +396,7 @@ class EngineServer:
                 stats=self.stats,
                 on_closed=self._forget,
                 max_packets_per_poll=self.max_packets_per_poll,
+                hooks=self.hooks,
             )
         session = Session(sid, request, ctx=ctx, machine=machine, websocket=conn)
         sessions[sid] = session
@@ -411,10 +415,16 @@ class EngineServer:
             session.fail("forced close")
             return None
         session.attach(handler)
+        opened = self.hooks.session_opened
+        if opened:
+            call_hooks(opened, session)
         return session
 
     def _forget(self, session: Session) -> None:
         self._sessions.pop(session.sid, None)
+        closed = self.hooks.session_closed
+        if closed:
+            call_hooks(closed, session, session.machine.close_reason)
         drained = self._drained
         if drained is not None and not self._sessions and not drained.done():
             drained.set_result(None)
@@ -422,9 +432,7 @@ class EngineServer:
     def _refuse(
         self, request: HTTPRequest, error: HandshakeError, cors_headers: list[tuple[str, str]]
     ) -> HTTPResponse:
-        for handler in tuple(self._error_handlers):
-            try:
-                handler(request, error)
-            except Exception:
-                logger.exception("connection_error handler failed")
+        hooks = self.hooks.connection_error
+        if hooks:
+            call_hooks(hooks, request, error)
         return HTTPResponse(error.status, [_JSON, *cors_headers], error_body(error))

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Final, TypeVar
 
 from sockjet.engine.flow import SLOW_CONSUMER, FlowLimits, FlowStats
+from sockjet.engine.hooks import EngineHooks, call_hooks
 from sockjet.engine.io import HTTPRequest, Outgoing, SessionHandler
 from sockjet.engine.transports.polling import PollingTransport
 from sockjet.engine.transports.websocket import WebSocketTransport
@@ -57,6 +58,7 @@ class SessionContext:
 
     __slots__ = (
         "flow",
+        "hooks",
         "http_compression",
         "loop",
         "max_packets_per_poll",
@@ -75,8 +77,10 @@ class SessionContext:
         stats: FlowStats,
         on_closed: Callable[[Session], None],
         max_packets_per_poll: int | None = None,
+        hooks: EngineHooks | None = None,
     ) -> None:
         self.loop = loop
+        self.hooks = hooks if hooks is not None else EngineHooks()
         self.max_payload = max_payload
         self.http_compression = http_compression
         self.max_packets_per_poll = max_packets_per_poll
@@ -267,7 +271,7 @@ class Session:
         to an empty queue: the application chose to send it)."""
         ctx = self.ctx
         if volatile:
-            ctx.stats.volatile_dropped += 1
+            self.dropped_volatile()
             return False
         flow = ctx.flow
         if buffered and buffered + size > flow.max_buffered:
@@ -279,8 +283,12 @@ class Session:
         return True
 
     def dropped_volatile(self) -> None:
-        """A transport dropped a volatile packet (not writable at that moment)."""
-        self.ctx.stats.volatile_dropped += 1
+        """A volatile packet was not queued (not writable, or over the high-water mark)."""
+        ctx = self.ctx
+        ctx.stats.volatile_dropped += 1
+        hooks = ctx.hooks.volatile_dropped
+        if hooks:
+            call_hooks(hooks, self)
 
     def drained(self, transport: object) -> None:
         """``transport``'s queue fell to the level last watched: stop the slow-consumer clock
@@ -319,8 +327,12 @@ class Session:
     def _slow_consumer(self, detail: str) -> None:
         if self.machine.phase is _CLOSED:
             return
-        self.ctx.stats.slow_consumers += 1
+        ctx = self.ctx
+        ctx.stats.slow_consumers += 1
         logger.warning("session %s is a slow consumer (%s): closing it", self.sid, detail)
+        hooks = ctx.hooks.slow_consumer
+        if hooks:
+            call_hooks(hooks, self, self.active.buffered_amount)
         self.fail(SLOW_CONSUMER)
 
     # -- inbound --------------------------------------------------------------------------------
@@ -459,6 +471,9 @@ class Session:
         polling.wake()  # a GET still pending (a misbehaving client) gets a NOOP
         if self._paused:
             transport.pause_reading()
+        upgraded = self.ctx.hooks.session_upgraded
+        if upgraded:
+            call_hooks(upgraded, self, transport.name)
         # closed while upgrading: the queue just went out, so the close is complete
         if self.machine.drained() is Action.CLOSE:
             self._finalize()

@@ -30,6 +30,7 @@ from functools import partial
 from inspect import isawaitable
 from typing import TYPE_CHECKING, Any, Final
 
+from sockjet.engine.hooks import call_hooks
 from sockjet.engine.io import EngineSocket, HTTPRequest, Outgoing
 from sockjet.errors import ProtocolError
 from sockjet.protocol.socketio import Decoder, Packet, PacketType
@@ -157,6 +158,12 @@ class Client:
             return
         self._decoder = None
         self._partial_bytes = 0
+        received = server.hooks.packet_received
+        if received:
+            wire = size
+            if data.__class__ is str and not data.isascii():  # characters -> UTF-8 bytes
+                wire += len(data.encode()) - len(data)
+            call_hooks(received, self, packet, wire)
         self._on_packet(packet, size)
 
     def on_close(self, reason: str) -> None:

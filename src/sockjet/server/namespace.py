@@ -29,6 +29,7 @@ from inspect import isawaitable
 from itertools import count
 from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
 
+from sockjet.engine.hooks import call_hooks
 from sockjet.errors import ConnectionRefused
 from sockjet.protocol.socketio import RESERVED_EVENTS, Packet, PacketType, check_event_name
 from sockjet.server.adapter import Adapter, SessionRecovery, SocketDetails
@@ -83,6 +84,9 @@ class Namespace:
         self.adapter: Adapter = self._make_adapter()
         server._init_adapter(self.adapter)
         self._recovery: SessionRecovery | None = self.adapter.recovery
+        created = server.hooks.namespace_created
+        if created:
+            call_hooks(created, self)
 
     def _make_adapter(self) -> Adapter:
         return self.server._adapter_factory(self)
@@ -351,6 +355,9 @@ class Namespace:
         self.sockets[socket.id] = socket
         socket._on_connect()
         client._socket_connected(socket)
+        connected = self.server.hooks.socket_connected
+        if connected:
+            call_hooks(connected, socket)
         for handler in tuple(self._connection_handlers):
             client._run(handler, (socket,), None, partial(_refused_late, socket))
 

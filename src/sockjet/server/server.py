@@ -5,10 +5,11 @@ tasks. It knows nothing of sockets and HTTP: a serving layer feeds its engine
 (``sockjet.serving.native`` via :meth:`Server.serve`/:meth:`Server.run`, or
 ``sockjet.ASGIApp(io)``).
 
-Layering: ``server/`` may not import ``adapters/`` or ``serving/`` (they sit below it). The
-default adapter (:class:`sockjet.adapters.memory.MemoryAdapter`) and the native server are
-therefore looked up by name, with :func:`importlib.import_module`, when first needed: the two
-deliberate late-bound references from this layer to the ones built on it.
+Layering: ``server/`` may not import ``adapters/``, ``serving/`` or ``observe/`` (they sit below
+it). The default adapter (:class:`sockjet.adapters.memory.MemoryAdapter`), the native server,
+the Admin UI and the metrics are therefore looked up by name, with
+:func:`importlib.import_module`, when first needed: the deliberate late-bound references from
+this layer to the ones built on it.
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from inspect import isawaitable
 from itertools import count
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Protocol, Self, TypeVar, overload
+from typing import Any, Final, Protocol, Self, TypeVar, overload
 
 from sockjet.engine.cookie import SessionCookie
 from sockjet.engine.cors import CorsOptions
 from sockjet.engine.flow import DEFAULT_MAX_BUFFERED, DEFAULT_SLOW_CONSUMER_TIMEOUT
+from sockjet.engine.hooks import call_hooks
 from sockjet.engine.io import EngineSocket, HTTPRequest
 from sockjet.engine.server import EngineServer
 from sockjet.protocol.serializers import SerializerOption, resolve_serializer
@@ -48,10 +50,7 @@ from sockjet.server.recovery import ConnectionStateRecovery
 from sockjet.server.socket import Socket
 from sockjet.server.targets import Room
 
-if TYPE_CHECKING:
-    from sockjet.server.admin import AdminAuth, Instrumentation
-
-__all__ = ["Server"]
+__all__ = ["RunningServer", "Server", "ServerHooks"]
 
 logger = logging.getLogger("sockjet.server")
 
@@ -59,6 +58,7 @@ H = TypeVar("H", bound=Callable[..., Any])
 
 _DEFAULT_ADAPTER: Final = ("sockjet.adapters.memory", "MemoryAdapter")
 _NATIVE_SERVING: Final = "sockjet.serving.native"
+_ADMIN: Final = "sockjet.observe.admin"
 
 
 def _default_adapter_factory() -> AdapterFactory:
@@ -97,6 +97,139 @@ class RunningServer(Protocol):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None: ...
+
+
+class Instrumented(Protocol):
+    """What :meth:`Server.instrument` returns (``sockjet.observe.admin.Instrumentation``)."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    def close(self) -> None:
+        """Remove the Admin UI's hooks and disconnect the admins."""
+
+
+class ServerHooks:
+    """Observation hooks of the Socket.IO server (``io.hooks``): namespaces, sockets, rooms,
+    packets and handlers, for monitoring (the Admin UI, metrics, logs) without reaching into the
+    server. The engine's own (sessions, upgrades, slow consumers...) are ``io.engine.hooks``
+    (:class:`~sockjet.engine.hooks.EngineHooks`).
+
+    Register with the ``on_*`` methods (usable as decorators), remove with :meth:`remove`. A
+    hook list nobody listens to costs one truth test where it would fire; packets are reported
+    once per packet with the number of recipients, never once per recipient. Hooks run inline
+    and must not block; one that raises is logged and skipped. What each receives:
+
+    * ``namespace_created(nsp)``: a namespace now exists (Node's ``io.on("new_namespace")``);
+    * ``socket_connected(socket)``: a socket joined its namespace (after its CONNECT reply);
+    * ``socket_disconnected(socket, reason)``: it left (the ``disconnect`` handlers' reason);
+    * ``room_created(nsp, room)`` / ``room_deleted(nsp, room)``: a room got its first local
+      socket / lost its last (socket.io-adapter's ``create-room`` / ``delete-room``);
+    * ``room_joined(nsp, room, sid)`` / ``room_left(nsp, room, sid)``: a local socket joined or
+      left a room (``join-room`` / ``leave-room``);
+    * ``packet_received(client, packet, size)``: a Socket.IO packet from a client (``size``:
+      its bytes on the wire, attachments included);
+    * ``packet_sent(nsp, packet, recipients, size)``: a packet queued for ``recipients`` local
+      clients (``size``: its bytes, counted once);
+    * ``event_handled(socket, event, seconds)``: an event's handler returned (a coroutine
+      handler: finished); handlers are timed only while someone listens;
+    * ``server_started(server)``: the server started (:meth:`Server.start`, :meth:`Server.serve`,
+      the ASGI lifespan, or its first connection), once;
+    * ``server_closing(server)``: :meth:`Server.close` began (monitoring stops its timers).
+
+    ``nsp`` is a :class:`~sockjet.server.namespace.Namespace`, ``client`` a
+    :class:`~sockjet.server.client.Client`, ``packet`` a
+    :class:`~sockjet.protocol.socketio.Packet` (read it, never change it).
+    """
+
+    __slots__ = (
+        "event_handled",
+        "namespace_created",
+        "packet_received",
+        "packet_sent",
+        "room_created",
+        "room_deleted",
+        "room_joined",
+        "room_left",
+        "server_closing",
+        "server_started",
+        "socket_connected",
+        "socket_disconnected",
+    )
+
+    def __init__(self) -> None:
+        self.namespace_created: list[Callable[[Namespace], None]] = []
+        self.socket_connected: list[Callable[[Socket], None]] = []
+        self.socket_disconnected: list[Callable[[Socket, str], None]] = []
+        self.room_created: list[Callable[[Namespace, str], None]] = []
+        self.room_deleted: list[Callable[[Namespace, str], None]] = []
+        self.room_joined: list[Callable[[Namespace, str, str], None]] = []
+        self.room_left: list[Callable[[Namespace, str, str], None]] = []
+        self.packet_received: list[Callable[[Client, Packet, int], None]] = []
+        self.packet_sent: list[Callable[[Namespace, Packet, int, int], None]] = []
+        self.event_handled: list[Callable[[Socket, str, float], None]] = []
+        self.server_closing: list[Callable[[Server], None]] = []
+        self.server_started: list[Callable[[Server], None]] = []
+
+    @property
+    def watching_rooms(self) -> bool:
+        """Whether any room hook has a listener (adapters check this once per change)."""
+        return bool(self.room_created or self.room_deleted or self.room_joined or self.room_left)
+
+    def on_namespace_created(self, hook: H) -> H:
+        self.namespace_created.append(hook)
+        return hook
+
+    def on_socket_connected(self, hook: H) -> H:
+        self.socket_connected.append(hook)
+        return hook
+
+    def on_socket_disconnected(self, hook: H) -> H:
+        self.socket_disconnected.append(hook)
+        return hook
+
+    def on_room_created(self, hook: H) -> H:
+        self.room_created.append(hook)
+        return hook
+
+    def on_room_deleted(self, hook: H) -> H:
+        self.room_deleted.append(hook)
+        return hook
+
+    def on_room_joined(self, hook: H) -> H:
+        self.room_joined.append(hook)
+        return hook
+
+    def on_room_left(self, hook: H) -> H:
+        self.room_left.append(hook)
+        return hook
+
+    def on_packet_received(self, hook: H) -> H:
+        self.packet_received.append(hook)
+        return hook
+
+    def on_packet_sent(self, hook: H) -> H:
+        self.packet_sent.append(hook)
+        return hook
+
+    def on_event_handled(self, hook: H) -> H:
+        self.event_handled.append(hook)
+        return hook
+
+    def on_server_closing(self, hook: H) -> H:
+        self.server_closing.append(hook)
+        return hook
+
+    def on_server_started(self, hook: H) -> H:
+        self.server_started.append(hook)
+        return hook
+
+    def remove(self, hook: Callable[..., Any]) -> None:
+        """Remove ``hook`` from every list it was registered in."""
+        for name in self.__slots__:
+            hooks: list[Callable[..., Any]] = getattr(self, name)
+            while hook in hooks:
+                hooks.remove(hook)
 
 
 class Server:
@@ -217,6 +350,9 @@ class Server:
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing: asyncio.Task[None] | None = None
         self._close_callers: set[asyncio.Task[Any]] = set()
+        self.hooks = ServerHooks()
+        """Observation hooks: namespaces, sockets, rooms, packets, handlers (see
+        :class:`ServerHooks`; the engine's are ``io.engine.hooks``)."""
         self._nsps: dict[str, Namespace] = {}
         self._parents: dict[NamespaceMatcher, ParentNamespace] = {}
         self._parent_ids = count()
@@ -323,8 +459,13 @@ class Server:
 
     def _start_adapters(self) -> None:
         waiting, self._adapters_waiting = self._adapters_waiting, None
-        for adapter in waiting or ():
+        if waiting is None:
+            return  # started already
+        for adapter in waiting:
             self._start_adapter(adapter)
+        started = self.hooks.server_started
+        if started:
+            call_hooks(started, self)
 
     def _start_adapter(self, adapter: Adapter) -> None:
         try:
@@ -466,7 +607,15 @@ class Server:
             if caller is not None:
                 self._close_callers.discard(caller)
 
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closing is not None
+
     async def _close(self, grace: float) -> None:
+        closing = self.hooks.server_closing
+        if closing:
+            call_hooks(closing, self)
         namespaces: list[Namespace] = [*self._nsps.values(), *self._parents.values()]
         for nsp in namespaces:
             for socket in list(nsp.sockets.values()):
@@ -488,12 +637,14 @@ class Server:
             if pending:
                 await asyncio.wait(pending)
 
-    def instrument(self, *, auth: AdminAuth, **options: Any) -> Instrumentation:
-        """Let the Socket.IO Admin UI (https://admin.socket.io) connect: see
-        :func:`sockjet.server.admin.instrument` for ``auth`` and the ``options``."""
-        from sockjet.server.admin import instrument  # the admin module loads only when used
-
-        return instrument(self, auth=auth, **options)
+    def instrument(self, *, auth: Any, **options: Any) -> Instrumented:
+        """Let the Socket.IO Admin UI (https://admin.socket.io) connect: the same as
+        ``sockjet.observe.admin.instrument(io, auth=..., **options)``, which documents
+        ``auth`` and the options."""
+        # looked up by name, like the default adapter: server/ does not import what watches it
+        admin = importlib.import_module(_ADMIN)
+        instrumented: Instrumented = admin.instrument(self, auth=auth, **options)
+        return instrumented
 
     async def serve(
         self, host: str = "127.0.0.1", port: int = 5000, **options: Any

@@ -26,7 +26,8 @@ from functools import partial
 from inspect import isawaitable
 from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
 
-from sockjet.engine.io import EngineSocket, HTTPRequest, Outgoing
+from sockjet.engine.hooks import call_hooks, timed
+from sockjet.engine.io import EngineSocket, HTTPRequest, Outgoing, wire_size
 from sockjet.errors import AckTimeout
 from sockjet.protocol.socketio import RESERVED_EVENTS, Packet, PacketType, check_event_name
 from sockjet.server.acks import ACK_REQUESTED, AckWaiter, SingleAck, reply_args
@@ -361,9 +362,15 @@ class Socket:
             return self._state <= _CLOSING
         if self._state > _CLOSING:
             return False
-        return self._write_payloads(
-            nsp.server._encode_event(nsp.name, event, args, ack_id), volatile, compress
-        )
+        server = nsp.server
+        payloads = server._encode_event(nsp.name, event, args, ack_id)
+        if not self._write_payloads(payloads, volatile, compress):
+            return False
+        sent = server.hooks.packet_sent
+        if sent:
+            packet = Packet(PacketType.EVENT, nsp.name, [event, *args], ack_id)
+            call_hooks(sent, nsp, packet, 1, sum(map(wire_size, payloads)))
+        return True
 
     def _write_payloads(
         self, payloads: list[str | bytes], volatile: bool = False, compress: bool = True
@@ -379,7 +386,13 @@ class Socket:
         return True
 
     def _send_packet(self, packet: Packet) -> None:
-        self._write_payloads(self.nsp.server.serializer.encode(packet))
+        nsp = self.nsp
+        server = nsp.server
+        payloads = server.serializer.encode(packet)
+        if self._write_payloads(payloads):
+            sent = server.hooks.packet_sent
+            if sent:
+                call_hooks(sent, nsp, packet, 1, sum(map(wire_size, payloads)))
 
     # -- backpressure -------------------------------------------------------------------------
 
@@ -513,6 +526,9 @@ class Socket:
         if acks:
             for waiter in list(acks.values()):
                 waiter.on_close(self)
+        disconnected = self.nsp.server.hooks.socket_disconnected
+        if disconnected:
+            call_hooks(disconnected, self, reason)
         self._fire("disconnect", reason)
 
     def _cleanup(self) -> None:
@@ -603,6 +619,9 @@ class Socket:
     def _call_handlers(
         self, event: str, args: list[Any], on_result: Callable[[Any], None] | None
     ) -> None:
+        if self.nsp.server.hooks.event_handled:
+            self._call_handlers_timed(event, args, on_result)
+            return
         run = self.client._run
         # The first handler answers the ack: the socket's own handlers, then the namespace's.
         handlers = self._handlers.get(event) if self._handlers else None
@@ -614,6 +633,27 @@ class Socket:
         if flat:
             for handler in tuple(flat):
                 run(handler, (self, *args), on_result)
+                on_result = None
+
+    def _call_handlers_timed(
+        self, event: str, args: list[Any], on_result: Callable[[Any], None] | None
+    ) -> None:
+        """:meth:`_call_handlers` while someone listens to ``event_handled``."""
+        hooks = self.nsp.server.hooks.event_handled
+        run = self.client._run
+
+        def done(seconds: float) -> None:
+            call_hooks(hooks, self, event, seconds)
+
+        handlers = self._handlers.get(event) if self._handlers else None
+        if handlers:
+            for handler in tuple(handlers):
+                run(timed(handler, done), args, on_result)
+                on_result = None
+        flat = self.nsp._event_handlers.get(event)
+        if flat:
+            for handler in tuple(flat):
+                run(timed(handler, done), (self, *args), on_result)
                 on_result = None
 
     def _send_ack(self, ack_id: int, value: Any) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 
-from sockjet.engine.io import EngineSocket, HTTPResponse
+from sockjet.engine.io import EngineSocket, HTTPResponse, Outgoing
 from sockjet.engine.server import EngineServer
 from sockjet.engine.session import Session
 
@@ -56,3 +56,41 @@ async def pending(coro: Awaitable[HTTPResponse]) -> asyncio.Task[HTTPResponse]:
     await asyncio.sleep(0)
     assert not task.done()
     return task
+
+
+class FakeConnection:
+    """A WebSocketConnection that records what the engine does with it."""
+
+    def __init__(self) -> None:
+        self.sent: list[Outgoing] = []
+        self.buffered_amount = 0
+        self.close_code: int | None = None
+        self.close_calls = 0
+        self.aborted = False
+        self.watched: int | None = None
+        self.paused = False
+
+    def send(self, message: Outgoing) -> None:
+        assert self.close_code is None and not self.aborted, "sent after close"
+        self.sent.append(message)
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        self.close_calls += 1
+        if self.close_code is None:
+            self.close_code = code
+
+    def abort(self) -> None:
+        self.aborted = True
+
+    def watch_drain(self, level: int) -> None:
+        self.watched = level
+
+    def pause_reading(self) -> None:
+        self.paused = True
+
+    def resume_reading(self) -> None:
+        self.paused = False
+
+    @property
+    def data(self) -> list[str | bytes]:
+        return [message.data for message in self.sent]

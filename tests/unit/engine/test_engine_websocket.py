@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 import pytest
-from engine_fakes import App, Handler, pending, session_of
+from engine_fakes import App, FakeConnection, Handler, pending, session_of
 
 from sockjet.engine.io import EngineSocket, HTTPRequest, HTTPResponse, Outgoing, WebSocketHandler
 from sockjet.engine.server import EngineServer
@@ -18,44 +18,6 @@ from sockjet.engine.session import PING
 from sockjet.engine.transports.websocket import RefusedWebSocket
 
 # -- fakes ---------------------------------------------------------------------------------------
-
-
-class FakeConnection:
-    """A WebSocketConnection that records what the engine does with it."""
-
-    def __init__(self) -> None:
-        self.sent: list[Outgoing] = []
-        self.buffered_amount = 0
-        self.close_code: int | None = None
-        self.close_calls = 0
-        self.aborted = False
-        self.watched: int | None = None
-        self.paused = False
-
-    def send(self, message: Outgoing) -> None:
-        assert self.close_code is None and not self.aborted, "sent after close"
-        self.sent.append(message)
-
-    def close(self, code: int = 1000, reason: str = "") -> None:
-        self.close_calls += 1
-        if self.close_code is None:
-            self.close_code = code
-
-    def abort(self) -> None:
-        self.aborted = True
-
-    def watch_drain(self, level: int) -> None:
-        self.watched = level
-
-    def pause_reading(self) -> None:
-        self.paused = True
-
-    def resume_reading(self) -> None:
-        self.paused = False
-
-    @property
-    def data(self) -> list[str | bytes]:
-        return [message.data for message in self.sent]
 
 
 def request(

@@ -1,4 +1,4 @@
-"""The Socket.IO Admin UI support (``sockjet.server.admin.instrument``), against fake engine
+"""The Socket.IO Admin UI support (``sockjet.observe.admin.instrument``), against fake engine
 sessions: authentication, what admin sockets receive, the commands they send, and teardown."""
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ from typing import Any
 import bcrypt
 import orjson
 import pytest
-from server_fakes import FakeConn, socket_of
+from tests.unit.engine.engine_fakes import FakeConnection
+from tests.unit.server.server_fakes import FakeConn, socket_of
 
 from sockjet import ConnectionRefused
 from sockjet.adapters.memory import MemoryAdapter
-from sockjet.engine.io import Outgoing
-from sockjet.server.admin import Instrumentation, instrument
+from sockjet.engine.io import HTTPRequest, Outgoing
+from sockjet.observe.admin import Instrumentation, instrument
 from sockjet.server.server import Server
 from sockjet.server.socket import Socket
 
@@ -325,34 +326,67 @@ async def test_dynamic_namespaces_are_watched_once(servers: list[Server]) -> Non
     assert admin.pending("event_received") == 0
 
 
+class EngineUser:
+    """A client of a real Engine.IO session (the engine's hooks fire), over a fake WebSocket."""
+
+    def __init__(self, io: Server, sid: str | None = None) -> None:
+        query = {"EIO": "4", "transport": "websocket", **({"sid": sid} if sid else {})}
+        request = HTTPRequest("GET", "/socket.io/", query, {"host": "localhost"})
+        self.conn = FakeConnection()
+        self.handler = io.engine.open_websocket(request, self.conn)
+
+    def feed(self, *messages: str) -> None:
+        for message in messages:
+            self.handler.on_message(message)
+
+    def socket_id(self) -> str:
+        for message in self.conn.sent:
+            data = message.data
+            if isinstance(data, str) and data.startswith("40{"):
+                sid: str = orjson.loads(data[2:])["sid"]
+                return sid
+        raise AssertionError(f"no CONNECT reply in {self.conn.data}")
+
+
 async def test_upgrade_is_reported_and_nothing_kept_after_disconnect(
     servers: list[Server],
 ) -> None:
     io, inst = make(servers, stats_interval=0.02)
     admin = await open_admin(io)
-    user = Peer(io, transport="polling")
-    uid = await user.open("/")
+    # a polling session, through the engine itself
+    opened = await io.engine.handle_request(
+        HTTPRequest("GET", "/socket.io/", {"EIO": "4", "transport": "polling"}, {"host": "x"})
+    )
+    sid = orjson.loads(opened.body[1:])["sid"]
+    post = HTTPRequest(
+        "POST",
+        "/socket.io/",
+        {"EIO": "4", "transport": "polling", "sid": sid},
+        {"host": "x", "content-type": "text/plain"},
+        body=b"40",
+    )
+    assert (await io.engine.handle_request(post)).status == 200
     serialized, _ = await admin.event("socket_connected")
     assert serialized["transport"] == "polling"
-    user._transport = "websocket"  # the engine switched transports
+    probe = EngineUser(io, sid)  # the client upgrades
+    probe.feed("2probe", "5")
     assert await admin.event("socket_updated") == [
-        {"id": uid, "nsp": "/", "transport": "websocket"}
+        {"id": serialized["id"], "nsp": "/", "transport": "websocket"}
     ]
-    late = Peer(io, transport="polling")
-    await late.open("/")
-    assert inst._polling  # waiting for its upgrade...
-    late.drop("transport close")
-    assert not inst._polling  # ...but forgotten with the socket
+    assert sid in inst._by_client  # the socket, known by its engine session...
+    probe.handler.on_close(None, "")
+    await admin.event("socket_disconnected")
+    assert sid not in inst._by_client  # ...forgotten with it
 
 
 async def test_server_stats_count_engine_traffic(servers: list[Server]) -> None:
     io, _ = make(servers, stats_interval=0.02)
     admin = Peer(io)
     await admin.open()
-    user = Peer(io)
+    user = EngineUser(io)
     fed = ["0", '2["hello","wörld"]', '2["x"]']
-    user.feed(*fed)
-    user.drop("transport close")
+    user.feed(*("4" + message for message in fed))
+    user.handler.on_close(None, "")  # the connection dropped
     totals: dict[tuple[str, str | None], int] = {}
     while totals.get(("rawDisconnection", "transport close")) is None:
         (stats,) = await admin.event("server_stats")
@@ -360,8 +394,8 @@ async def test_server_stats_count_engine_traffic(servers: list[Server]) -> None:
             assert item["timestamp"] % 1000 == 0 and item["count"] > 0
             key = (item["type"], item.get("subType"))
             totals[key] = totals.get(key, 0) + item["count"]
+    assert totals[("rawConnection", None)] == 1  # the user's session (the admin's is a fake)
     # The admin's own CONNECT may have been counted before it could receive statistics.
-    assert totals[("rawConnection", None)] in (1, 2)
     assert totals[("packetsIn", None)] in (3, 4)
     user_bytes = sum(len(m.encode()) for m in fed)
     assert totals[("bytesIn", None)] in (user_bytes, user_bytes + len("0/admin,"))
@@ -396,6 +430,8 @@ async def test_cluster_adapter_gets_all_sockets_through_fetch_sockets(
     fetched: list[str] = []
 
     class ClusterLike(MemoryAdapter):
+        cluster = True
+
         async def fetch_sockets(self, opts: Any) -> Any:
             fetched.append(self.nsp.name)
             return await super().fetch_sockets(opts)
@@ -480,22 +516,16 @@ async def test_readonly_mode_refuses_every_command(servers: list[Server]) -> Non
 
 async def test_close_stops_the_timer_and_removes_every_hook() -> None:
     io = Server()
-    factory = io._adapter_factory
     inst = instrument(io, auth=False, stats_interval=0.01)
     assert inst.stats_running
-    assert "on_engine_connection" in vars(io)
+    assert io.hooks.packet_sent and io.engine.hooks.session_opened
     admin = Peer(io)
     await admin.open()
     await io.close()
     assert inst.closed and not inst.stats_running
-    # The server is left as a server never instrumented.
-    assert "on_engine_connection" not in vars(io)
-    assert io.engine._on_connection == io.on_engine_connection
-    assert io._adapter_factory is factory
-    for nsp in io._nsps.values():
-        assert not {"add_all", "del_", "del_all", "close", "init"} & set(vars(nsp.adapter))
-        assert inst._on_connect not in nsp._connection_handlers
-        assert inst._on_disconnect not in nsp._lifecycle.get("disconnect", [])
+    # The server is left as a server never instrumented: every hook list is empty again.
+    for hooks in (io.hooks, io.engine.hooks):
+        assert all(not getattr(hooks, name) for name in hooks.__slots__), hooks
 
 
 async def test_explicit_close_disconnects_admins_and_allows_instrumenting_again(

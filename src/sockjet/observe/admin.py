@@ -22,9 +22,9 @@ official socket.io-client to an admin namespace (``/admin`` by default) of the s
   room, filter)``, ``leave(nsp, room, filter)`` and ``_disconnect(nsp, close, filter)``, where
   ``filter`` is a room (a socket id is a room too) or empty for every socket of ``nsp``.
 
-Nothing here runs for a server that is not instrumented: every hook is installed on the
-instrumented server's own objects (its engine callback, its namespaces' handler tables, the room
-methods of its adapters), never on a class. Hooks only hold names and ids, never a socket.
+Built on the server's public observation hooks only (``io.hooks``, ``io.engine.hooks``) and
+its public API: nothing is patched, and a server that is not instrumented pays nothing. The hooks
+keep names and ids, never a socket.
 """
 
 from __future__ import annotations
@@ -38,23 +38,22 @@ import re
 import secrets
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from functools import partial
 from inspect import isawaitable
 from socket import gethostname
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final, Literal
 
-from sockjet.engine.io import EngineSocket, HTTPRequest, Outgoing, SessionHandler
+from sockjet.engine.io import EngineSocket
 from sockjet.errors import ConnectionRefused
-from sockjet.server.adapter import Adapter, AdapterFactory
+from sockjet.protocol.socketio import Packet
 from sockjet.server.broadcast import BroadcastOperator, RemoteSocket
+from sockjet.server.client import Client
 from sockjet.server.namespace import Namespace
+from sockjet.server.server import Server
 from sockjet.server.socket import Socket
-
-if TYPE_CHECKING:
-    from sockjet.server.server import Server
 
 __all__ = ["AdminAuth", "Instrumentation", "instrument"]
 
@@ -73,8 +72,6 @@ _BCRYPT_MAX_BYTES: Final = 72  # bcrypt only ever hashes the first 72 bytes of a
 _SESSION_TTL: Final = 86_400.0  # seconds, as the Node package's Redis store
 _MAX_SESSIONS: Final = 10_000
 _MAX_DATA_DEPTH: Final = 16
-_ROOM_METHODS: Final = ("add_all", "del_", "del_all")
-_MARK: Final = "_sockjet_admin"  # set in an adapter's __dict__ next to the wrappers we put there
 
 _instrumented: weakref.WeakSet[Server] = weakref.WeakSet()
 
@@ -111,7 +108,7 @@ def instrument(
     check = _auth_check(auth)
     if io in _instrumented:
         raise RuntimeError("this server is already instrumented for the admin UI")
-    if io._closing is not None:
+    if io.closed:
         raise RuntimeError("this server is closed")
     instrumentation = Instrumentation(
         io,
@@ -264,73 +261,6 @@ class _EventBuffer:
         return drained
 
 
-class _CountedConn:
-    """An engine session as the Socket.IO layer of an instrumented server sees it: counts the
-    packets queued to it (``packetsOut``/``bytesOut``)."""
-
-    __slots__ = ("_conn", "_events")
-
-    def __init__(self, conn: EngineSocket, events: _EventBuffer) -> None:
-        self._conn = conn
-        self._events = events
-
-    @property
-    def sid(self) -> str:
-        return self._conn.sid
-
-    @property
-    def request(self) -> HTTPRequest:
-        return self._conn.request
-
-    @property
-    def transport(self) -> str:
-        return self._conn.transport
-
-    def send(self, message: Outgoing, *, volatile: bool = False) -> bool:
-        if not self._conn.send(message, volatile=volatile):
-            return False
-        events = self._events
-        events.packets_out += 1
-        data = message.data
-        if data.__class__ is str:  # without the Engine.IO packet type "4"
-            events.bytes_out += (len(data) if data.isascii() else len(data.encode())) - 1
-        else:
-            events.bytes_out += len(data)
-        return True
-
-    def close(self, reason: str = "forced close") -> None:
-        self._conn.close(reason)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._conn, name)
-
-
-class _CountedHandler:
-    """The Socket.IO client of one engine session, counting what arrives and the close."""
-
-    __slots__ = ("_client", "_events")
-
-    def __init__(self, client: SessionHandler, events: _EventBuffer) -> None:
-        self._client = client
-        self._events = events
-
-    def on_message(self, data: str | bytes) -> None:
-        events = self._events
-        events.packets_in += 1
-        if isinstance(data, str):
-            events.bytes_in += len(data) if data.isascii() else len(data.encode())
-        else:
-            events.bytes_in += len(data)
-        self._client.on_message(data)
-
-    def on_close(self, reason: str) -> None:
-        self._events.push("rawDisconnection", reason)
-        self._client.on_close(reason)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
-
-
 # -- serialization ----------------------------------------------------------------------------
 
 
@@ -360,7 +290,7 @@ def _serialize(socket: Socket | RemoteSocket, nsp: str) -> dict[str, Any]:
         # send and receive as that client over HTTP long-polling.
         client_id = socket.client.id[:12]
         transport: str | None = socket.transport
-        data = socket._data or {}  # does not create the dict of a socket that has none
+        data = socket.data
     else:  # on another server of the cluster: its engine session is unknown here
         client_id = socket.id[:12]
         transport = None
@@ -438,29 +368,34 @@ class Instrumentation:
         self._events = _EventBuffer()
         # A cluster adapter forwards what this server emits to the admins of the other
         # servers; alone, nothing is worth building while no admin is connected here.
-        self._clustered = hasattr(namespace.adapter, "server_side_emit_with_ack")
-        self._polling: set[tuple[str, str]] = set()  # (nsp, socket id) not upgraded yet
+        self._clustered = namespace.adapter.cluster
+        self._by_client: dict[str, set[tuple[str, str]]] = {}  # engine sid -> (nsp, socket id)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
-        self._original_factory: AdapterFactory | None = None
-        self._server_connection: Callable[[EngineSocket], SessionHandler] = io.on_engine_connection
 
         if check is not None:
-            namespace._middlewares.insert(0, self._authenticate)
+            namespace.use(self._authenticate)
         namespace.on("connection", self._on_admin_connection)
         if not readonly:
             namespace.on("emit", self._command_emit)
             namespace.on("join", self._command_join)
             namespace.on("leave", self._command_leave)
             namespace.on("_disconnect", self._command_disconnect)
-        self._hook_engine()
+        engine_hooks, hooks = io.engine.hooks, io.hooks
+        engine_hooks.on_session_opened(self._on_session_opened)
+        engine_hooks.on_session_closed(self._on_session_closed)
+        hooks.on_packet_received(self._on_packet_received)
+        hooks.on_packet_sent(self._on_packet_sent)
+        hooks.on_server_closing(self._on_server_closing)
+        hooks.on_server_started(self._on_server_started)
         if development:
-            for nsp in list(io._nsps.values()):
-                self._watch(nsp, nsp.adapter)
-            self._original_factory = io._adapter_factory
-            io._adapter_factory = self._make_adapter
-        self._hook_admin_adapter()
+            engine_hooks.on_session_upgraded(self._on_upgraded)
+            hooks.on_socket_connected(self._on_connect)
+            hooks.on_socket_disconnected(self._on_disconnect)
+            hooks.on_room_joined(self._on_room_joined)
+            hooks.on_room_left(self._on_room_left)
+        self._start()
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -478,7 +413,7 @@ class Instrumentation:
             return
         try:
             self._loop = asyncio.get_running_loop()
-        except RuntimeError:  # started by the adapters' init or the first connection instead
+        except RuntimeError:  # instrumented before the loop runs: starts with the first session
             return
         self._tick()
 
@@ -491,12 +426,10 @@ class Instrumentation:
         aggregated = self._events.drain()  # drained even when nobody listens: stays bounded
         if self._audience():
             self._emit("server_stats", self._stats(aggregated))
-        if self._polling:
-            self._check_upgrades()
 
     def close(self) -> None:
         """Stop the statistics and remove every hook; connected admin sockets are disconnected.
-        Called by ``await io.close()``; the server may then be instrumented again."""
+        Called when the server closes; the server may then be instrumented again."""
         if self._closed:
             return
         self._closed = True
@@ -504,19 +437,26 @@ class Instrumentation:
             self._timer.cancel()
             self._timer = None
         io = self.io
-        own = vars(io)
-        if own.get("on_engine_connection") == self._on_engine_connection:
-            del own["on_engine_connection"]
-        if io.engine._on_connection == self._on_engine_connection:
-            io.engine._on_connection = io.on_engine_connection
-        if self._original_factory is not None and io._adapter_factory == self._make_adapter:
-            io._adapter_factory = self._original_factory
-        for nsp in [*io._nsps.values(), *io._parents.values()]:
-            _remove(nsp._connection_handlers, self._on_connect)
-            _remove(nsp._lifecycle.get("disconnect", []), self._on_disconnect)
-            _unwrap(nsp.adapter, self)
+        engine_hooks: tuple[Callable[..., None], ...] = (
+            self._on_session_opened,
+            self._on_session_closed,
+            self._on_upgraded,
+        )
+        for engine_hook in engine_hooks:
+            io.engine.hooks.remove(engine_hook)
+        server_hooks: tuple[Callable[..., None], ...] = (
+            self._on_packet_received,
+            self._on_packet_sent,
+            self._on_server_closing,
+            self._on_server_started,
+            self._on_connect,
+            self._on_disconnect,
+            self._on_room_joined,
+            self._on_room_left,
+        )
+        for server_hook in server_hooks:
+            io.hooks.remove(server_hook)
         admin = self.namespace
-        _remove(admin._middlewares, self._authenticate)
         admin.off("connection", self._on_admin_connection)
         for event, command in (
             ("emit", self._command_emit),
@@ -527,155 +467,81 @@ class Instrumentation:
             admin.off(event, command)
         if admin.sockets:
             admin.disconnect_sockets()
-        self._polling.clear()
+        self._by_client.clear()
         self._events.stopped = True
         _instrumented.discard(io)
 
-    def _hook_engine(self) -> None:
-        io = self.io
-        # The engine, and whoever else opens sessions (custom serving layers, tests), reach the
-        # server through this callback: the instance attribute shadows the method for them.
-        vars(io)["on_engine_connection"] = self._on_engine_connection
-        if io.engine._on_connection == self._server_connection:
-            io.engine._on_connection = self._on_engine_connection
+    def _on_server_closing(self, server: Server) -> None:
+        self.close()
 
-    def _on_engine_connection(self, conn: EngineSocket) -> SessionHandler:
-        events = self._events
-        events.push("rawConnection")
+    def _on_server_started(self, server: Server) -> None:
+        self._start()
+
+    # -- what the hooks tell ------------------------------------------------------------------
+
+    def _on_session_opened(self, conn: EngineSocket) -> None:
+        self._events.push("rawConnection")
         if self._timer is None:
             self._start()
-        client = self._server_connection(_CountedConn(conn, events))
-        return _CountedHandler(client, events)
 
-    def _hook_admin_adapter(self) -> None:
-        adapter = self.namespace.adapter
-        own: dict[str, Any] | None = getattr(adapter, "__dict__", None)
-        if own is None:  # an adapter without __dict__: the engine's close check stops the timer
-            self._start()
-            return
-        original_close = adapter.close
+    def _on_session_closed(self, conn: EngineSocket, reason: str) -> None:
+        self._events.push("rawDisconnection", reason)
 
-        def close() -> Awaitable[None] | None:
-            self.close()
-            return original_close()
+    def _on_packet_received(self, client: Client, packet: Packet, size: int) -> None:
+        events = self._events
+        events.packets_in += 1
+        events.bytes_in += size
 
-        own["close"] = close
-        own[_MARK] = self
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            original_init = adapter.init
+    def _on_packet_sent(self, nsp: Namespace, packet: Packet, recipients: int, size: int) -> None:
+        events = self._events
+        events.packets_out += recipients
+        events.bytes_out += recipients * size
 
-            def init() -> Awaitable[None] | None:
-                own.pop("init", None)
-                self._start()
-                return original_init()
-
-            own["init"] = init
-        else:
-            self._start()
-
-    # -- watching namespaces (development mode) -----------------------------------------------
-
-    def _make_adapter(self, nsp: Namespace) -> Adapter:
-        factory = self._original_factory
-        assert factory is not None
-        adapter = factory(nsp)
-        if not self._closed:
-            self._watch(nsp, adapter)
-        return adapter
-
-    def _watch(self, nsp: Namespace, adapter: Adapter) -> None:
-        # Children of a dynamic namespace share their parent's tables: add each hook once.
-        handlers = nsp._connection_handlers
-        if self._on_connect not in handlers:
-            handlers.insert(0, self._on_connect)  # first, like Node's prependListener
-        if self._on_disconnect not in nsp._lifecycle.get("disconnect", ()):
-            nsp.on("disconnect", self._on_disconnect)
-        self._wrap_rooms(adapter, nsp.name)
-
-    def _wrap_rooms(self, adapter: Adapter, name: str) -> None:
-        own: dict[str, Any] | None = getattr(adapter, "__dict__", None)
-        if own is None or any(method in own for method in _ROOM_METHODS):
-            return  # no instance dict, or already wrapped
-        add_all, del_, del_all = adapter.add_all, adapter.del_, adapter.del_all
-        rooms_of = adapter.socket_rooms
-
-        def joined(sid: str, rooms: Iterable[str]) -> None:
-            rooms = tuple(rooms)
-            current = rooms_of(sid)
-            new = [room for room in dict.fromkeys(rooms) if current is None or room not in current]
-            add_all(sid, rooms)
-            if new and self._audience():
-                now = _now()
-                for room in new:
-                    self._emit("room_joined", name, room, sid, now)
-
-        def left(sid: str, room: str) -> None:
-            current = rooms_of(sid)
-            was_in = current is not None and room in current
-            del_(sid, room)
-            if was_in and self._audience():
-                self._emit("room_left", name, room, sid, _now())
-
-        def left_all(sid: str) -> None:
-            current = rooms_of(sid)
-            rooms = list(current) if current else []
-            del_all(sid)
-            if rooms and self._audience():
-                now = _now()
-                for room in rooms:
-                    self._emit("room_left", name, room, sid, now)
-
-        own.update(add_all=joined, del_=left, del_all=left_all)
-        own[_MARK] = self
+    def _on_upgraded(self, conn: EngineSocket, transport: str) -> None:
+        sockets = self._by_client.get(conn.sid)
+        if sockets and self._audience():
+            for name, sid in list(sockets):
+                self._emit("socket_updated", {"id": sid, "nsp": name, "transport": transport})
 
     def _on_connect(self, socket: Socket) -> None:
-        if self._closed:
-            return
         nsp = socket.nsp
         name = nsp.name
+        self._by_client.setdefault(socket.client.id, set()).add((name, socket.id))
         if nsp is not self.namespace:
             socket.on_any(partial(self._on_event, "event_received", name, socket.id))
             socket.on_any_outgoing(partial(self._on_event, "event_sent", name, socket.id))
-        if socket.transport == "polling":
-            self._polling.add((name, socket.id))
         if self._audience():
             self._emit("socket_connected", _serialize(socket, name), _now())
 
     def _on_disconnect(self, socket: Socket, reason: str) -> None:
         name = socket.nsp.name
-        self._polling.discard((name, socket.id))
-        if not self._closed and self._audience():
+        client = socket.client.id
+        sockets = self._by_client.get(client)
+        if sockets is not None:
+            sockets.discard((name, socket.id))
+            if not sockets:
+                del self._by_client[client]
+        if self._audience():
             self._emit("socket_disconnected", name, socket.id, reason, _now())
+
+    def _on_room_joined(self, nsp: Namespace, room: str, sid: str) -> None:
+        if self._audience():
+            self._emit("room_joined", nsp.name, room, sid, _now())
+
+    def _on_room_left(self, nsp: Namespace, room: str, sid: str) -> None:
+        if self._audience():
+            self._emit("room_left", nsp.name, room, sid, _now())
 
     def _on_event(self, kind: str, nsp: str, sid: str, event: str, *args: Any) -> None:
         if not self._closed and self._audience():
             self._emit(kind, nsp, sid, [event, *args], _now())
 
-    def _check_upgrades(self) -> None:
-        """Report sockets whose connection moved from polling to WebSocket since the last
-        tick (the engine does not announce upgrades)."""
-        nsps = self.io._nsps
-        for key in list(self._polling):
-            name, sid = key
-            nsp = nsps.get(name)
-            socket = nsp.sockets.get(sid) if nsp is not None else None
-            if socket is None:
-                self._polling.discard(key)
-            elif socket.transport != "polling":
-                self._polling.discard(key)
-                if self._audience():
-                    self._emit(
-                        "socket_updated", {"id": sid, "nsp": name, "transport": socket.transport}
-                    )
-
     # -- admin sockets ------------------------------------------------------------------------
 
     async def _authenticate(self, socket: Socket) -> None:
         check, sessions = self._check, self._sessions
-        if check is None or sessions is None:
-            return
+        if check is None or sessions is None or self._closed:
+            return  # (a closed instrumentation's middleware stays, and lets everyone through)
         auth = socket.handshake.auth
         if sessions.valid(auth.get("sessionId")):
             return
@@ -704,12 +570,12 @@ class Instrumentation:
     def _local_sockets(self) -> list[dict[str, Any]]:
         return [
             _serialize(socket, nsp.name)
-            for nsp in list(self.io._nsps.values())
+            for nsp in self.io.namespaces.values()
             for socket in list(nsp.sockets.values())
         ]
 
     async def _send_all_sockets(self, socket: Socket) -> None:
-        nsps = list(self.io._nsps.values())
+        nsps = list(self.io.namespaces.values())
         found = await asyncio.gather(*(nsp.fetch_sockets() for nsp in nsps), return_exceptions=True)
         serialized: list[dict[str, Any]] = []
         for nsp, sockets in zip(nsps, found, strict=True):
@@ -723,7 +589,7 @@ class Instrumentation:
     def _target(self, nsp: Any, room: Any) -> BroadcastOperator | None:
         """The sockets a command acts on: those of ``nsp`` in ``room`` (all when empty). An
         unknown namespace is not created."""
-        namespace = self.io._nsps.get(nsp) if isinstance(nsp, str) else None
+        namespace = self.io.namespaces.get(nsp) if isinstance(nsp, str) else None
         if namespace is None or self._closed:
             return None
         every = BroadcastOperator(namespace.adapter)
@@ -784,18 +650,6 @@ class Instrumentation:
             "aggregatedEvents": aggregated,
             "namespaces": [
                 {"name": nsp.name, "socketsCount": len(nsp.sockets)}
-                for nsp in list(io._nsps.values())
+                for nsp in io.namespaces.values()
             ],
         }
-
-
-def _remove(handlers: list[Callable[..., Any]], handler: Callable[..., Any]) -> None:
-    while handler in handlers:
-        handlers.remove(handler)
-
-
-def _unwrap(adapter: Adapter, owner: Instrumentation) -> None:
-    own: dict[str, Any] | None = getattr(adapter, "__dict__", None)
-    if own is not None and own.get(_MARK) is owner:
-        for method in (*_ROOM_METHODS, "init", "close", _MARK):
-            own.pop(method, None)
