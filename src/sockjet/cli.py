@@ -76,7 +76,23 @@ def add_serve_command(subparsers: Subparsers) -> None:
     parser.add_argument(
         "--static", metavar="DIR", help="also serve the files of DIR (index.html for /)"
     )
+    _add_metrics_option(parser)
     parser.set_defaults(run=run_serve)
+
+
+def _add_metrics_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--metrics",
+        action="store_true",
+        help="serve Prometheus metrics at /metrics (needs: pip install 'sockjet[metrics]')",
+    )
+
+
+def _enable_metrics(io: Any) -> None:
+    try:
+        io.enable_metrics()
+    except ImportError as exc:
+        raise CLIError(str(exc)) from None
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -91,6 +107,8 @@ def run_serve(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {}
     if args.static is not None:
         options["static_dir"] = args.static
+    if args.metrics:
+        _enable_metrics(target)
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         return runner.run(_serve_with_signals(target, args.target, args.host, args.port, options))
 
@@ -319,6 +337,7 @@ def add_chat_command(subparsers: Subparsers) -> None:
             "holds at 4 bytes a character"
         ),
     )
+    _add_metrics_option(parser)
     _add_process_options(parser)
     parser.set_defaults(run=run_chat)
 
@@ -342,6 +361,8 @@ def run_chat(args: argparse.Namespace) -> int:
             web_dir=args.web if args.web is not None else find_web_dir(),
             max_message_chars=args.max_message_chars,
         )
+        if args.metrics:
+            _enable_metrics(service.io)
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             return runner.run(_serve_with_signals(service, "the chat", args.host, args.port, {}))
     except StoreError as exc:

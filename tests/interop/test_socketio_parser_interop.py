@@ -288,7 +288,7 @@ REFUSED_BY_BOTH: list[list[str | bytes]] = [
     ['52-["a"]', b"x", '2["b"]'],
     [b"x"],
 ]
-# Stricter than socket.io-parser (RELIABILITY.md): Node accepts these, we refuse them.
+# Stricter than socket.io-parser (docs/security.md): Node accepts these, we refuse them.
 REFUSED_BY_US_ONLY: list[list[str | bytes]] = [
     [""],  # Node reads an empty string as CONNECT "/"
     ["2"],  # EVENT without payload

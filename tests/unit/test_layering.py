@@ -1,4 +1,4 @@
-"""Keeps DESIGN.md's layering true: each layer imports only the layers above it."""
+"""Keeps the layering of docs/architecture.md true: each layer imports only the layers above it."""
 
 from __future__ import annotations
 

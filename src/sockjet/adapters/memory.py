@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from sockjet.engine.hooks import call_hooks
-from sockjet.engine.io import Outgoing, send_packet, wire_size
+from sockjet.engine.io import Outgoing, send_packet
 from sockjet.protocol.socketio import Packet
 from sockjet.server.acks import BroadcastAckTracker
 from sockjet.server.adapter import Adapter, SocketDetails
@@ -113,6 +113,10 @@ class MemoryAdapter(Adapter):
     def socket_rooms(self, sid: SocketId) -> set[Room] | None:
         return self.sids.get(sid)
 
+    def room_count(self) -> int:
+        own = self.sids  # a socket's own room is named by its id
+        return sum(1 for room in self.rooms if room not in own)
+
     async def sockets(self, rooms: Iterable[Room] = ()) -> set[SocketId]:
         """Ids of the local sockets in any of ``rooms`` (every socket when empty)."""
         return {s.id for s in self._select(BroadcastOptions(frozenset(rooms)))}
@@ -187,11 +191,20 @@ class MemoryAdapter(Adapter):
         else:
             for socket in selected:
                 send_packet(socket.conn, outgoing, volatile)
+        self._sent(packet, outgoing, len(selected))
+
+    def _sent(self, packet: Packet, outgoing: list[Outgoing], recipients: int) -> None:
+        """Count a packet queued for ``recipients`` local clients (once, not per recipient)."""
+        size = sum(message.size for message in outgoing)
+        if outgoing[0].data.__class__ is str:
+            size -= 1  # the Engine.IO type its text form was given
+        stats = self.nsp.stats
+        stats.packets_sent += recipients
+        stats.events_sent += recipients
+        stats.bytes_sent += recipients * size
         sent = self._hooks.packet_sent
         if sent:
-            call_hooks(
-                sent, self.nsp, packet, len(selected), sum(wire_size(m.data) for m in outgoing)
-            )
+            call_hooks(sent, self.nsp, packet, recipients, size)
 
     def broadcast_with_ack(
         self,
@@ -211,11 +224,7 @@ class MemoryAdapter(Adapter):
                 tracker.add(socket)
         on_client_count(tracker.count)
         tracker.arm(opts.flags.timeout)
-        sent = self._hooks.packet_sent
-        if sent:
-            call_hooks(
-                sent, self.nsp, packet, tracker.count, sum(wire_size(m.data) for m in outgoing)
-            )
+        self._sent(packet, outgoing, tracker.count)
 
     async def fetch_sockets(self, opts: BroadcastOptions) -> list[Socket | SocketDetails]:
         return list(self._select(opts))

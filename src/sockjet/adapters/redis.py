@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -68,6 +69,7 @@ from sockjet.adapters.redis_requests import (
     new_id,
     once,
 )
+from sockjet.engine.hooks import call_hooks
 from sockjet.errors import InvalidPacket
 from sockjet.protocol.socketio import Packet, PacketType
 from sockjet.server.acks import NO_REPLY, BroadcastAckTimeout
@@ -97,6 +99,8 @@ _malformed = MalformedLog()
 
 class RedisAdapter(MemoryAdapter):
     """The adapter of one namespace in a Redis cluster (classic protocol)."""
+
+    cluster = True
 
     def __init__(self, nsp: Namespace, factory: RedisAdapterFactory) -> None:
         super().__init__(nsp)
@@ -230,14 +234,19 @@ class RedisAdapter(MemoryAdapter):
         if entry is not None and give_up:
             entry[0].give_up()
 
-    async def _ask(self, outbound: Outbound, rid: str, gather: Gather) -> list[Any]:
+    async def _ask(self, outbound: Outbound, rid: str, gather: Gather, kind: str) -> list[Any]:
         self._requests[rid] = gather
+        started = time.perf_counter()
         try:
             self._publish(outbound)
             async with asyncio.timeout(self.request_timeout):
-                return await gather.future
+                answers = await gather.future
         finally:
             self._requests.pop(rid, None)
+        timed = self.nsp.server.hooks.broker_round_trip
+        if timed:
+            call_hooks(timed, self.nsp, kind, time.perf_counter() - started)
+        return answers
 
     async def fetch_sockets(self, opts: BroadcastOptions) -> list[Socket | SocketDetails]:
         found = await super().fetch_sockets(opts)
@@ -249,7 +258,9 @@ class RedisAdapter(MemoryAdapter):
         rid = new_id()
         gather = Gather(expected)
         try:
-            answers = await self._ask(self.protocol.fetch_sockets(rid, opts), rid, gather)
+            answers = await self._ask(
+                self.protocol.fetch_sockets(rid, opts), rid, gather, "fetch_sockets"
+            )
         except RequestTimeout:
             raise  # the adapter closed
         except TimeoutError:
@@ -281,7 +292,7 @@ class RedisAdapter(MemoryAdapter):
             return rooms
         gather = Gather(expected)
         try:
-            answers = await self._ask(outbound, rid, gather)
+            answers = await self._ask(outbound, rid, gather, "all_rooms")
         except RequestTimeout:
             raise  # the adapter closed
         except TimeoutError:
@@ -324,7 +335,9 @@ class RedisAdapter(MemoryAdapter):
         rid = new_id()
         gather = Gather(expected, typed=RequestType.SERVER_SIDE_EMIT)
         try:
-            return await self._ask(self.protocol.server_side_emit(packet, rid), rid, gather)
+            return await self._ask(
+                self.protocol.server_side_emit(packet, rid), rid, gather, "server_side_emit"
+            )
         except RequestTimeout:
             raise  # the adapter closed
         except TimeoutError:

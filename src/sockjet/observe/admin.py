@@ -48,9 +48,7 @@ from typing import Any, Final, Literal
 
 from sockjet.engine.io import EngineSocket
 from sockjet.errors import ConnectionRefused
-from sockjet.protocol.socketio import Packet
 from sockjet.server.broadcast import BroadcastOperator, RemoteSocket
-from sockjet.server.client import Client
 from sockjet.server.namespace import Namespace
 from sockjet.server.server import Server
 from sockjet.server.socket import Socket
@@ -370,6 +368,7 @@ class Instrumentation:
         # servers; alone, nothing is worth building while no admin is connected here.
         self._clustered = namespace.adapter.cluster
         self._by_client: dict[str, set[tuple[str, str]]] = {}  # engine sid -> (nsp, socket id)
+        self._traffic: list[int] | None = None  # the namespaces' counters at the last tick
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
@@ -385,8 +384,6 @@ class Instrumentation:
         engine_hooks, hooks = io.engine.hooks, io.hooks
         engine_hooks.on_session_opened(self._on_session_opened)
         engine_hooks.on_session_closed(self._on_session_closed)
-        hooks.on_packet_received(self._on_packet_received)
-        hooks.on_packet_sent(self._on_packet_sent)
         hooks.on_server_closing(self._on_server_closing)
         hooks.on_server_started(self._on_server_started)
         if development:
@@ -423,6 +420,7 @@ class Instrumentation:
         if self._closed or loop is None or self.io.engine.closed:
             return
         self._timer = loop.call_later(self._interval, self._tick)
+        self._count_traffic()
         aggregated = self._events.drain()  # drained even when nobody listens: stays bounded
         if self._audience():
             self._emit("server_stats", self._stats(aggregated))
@@ -445,8 +443,6 @@ class Instrumentation:
         for engine_hook in engine_hooks:
             io.engine.hooks.remove(engine_hook)
         server_hooks: tuple[Callable[..., None], ...] = (
-            self._on_packet_received,
-            self._on_packet_sent,
             self._on_server_closing,
             self._on_server_started,
             self._on_connect,
@@ -471,6 +467,27 @@ class Instrumentation:
         self._events.stopped = True
         _instrumented.discard(io)
 
+    def _count_traffic(self) -> None:
+        """Packets and bytes since the last tick: read from the namespaces' own counters, so
+        the Admin UI costs nothing per packet."""
+        totals = [0, 0, 0, 0]
+        for nsp in self.io.namespaces.values():
+            stats = nsp.stats
+            totals[0] += stats.packets_received
+            totals[1] += stats.bytes_received
+            totals[2] += stats.packets_sent
+            totals[3] += stats.bytes_sent
+        last = self._traffic
+        self._traffic = totals
+        if last is None:
+            return  # the first reading: only what follows counts
+        events = self._events
+        # a namespace removed since (an emptied dynamic child) takes its counts with it
+        events.packets_in += max(0, totals[0] - last[0])
+        events.bytes_in += max(0, totals[1] - last[1])
+        events.packets_out += max(0, totals[2] - last[2])
+        events.bytes_out += max(0, totals[3] - last[3])
+
     def _on_server_closing(self, server: Server) -> None:
         self.close()
 
@@ -486,16 +503,6 @@ class Instrumentation:
 
     def _on_session_closed(self, conn: EngineSocket, reason: str) -> None:
         self._events.push("rawDisconnection", reason)
-
-    def _on_packet_received(self, client: Client, packet: Packet, size: int) -> None:
-        events = self._events
-        events.packets_in += 1
-        events.bytes_in += size
-
-    def _on_packet_sent(self, nsp: Namespace, packet: Packet, recipients: int, size: int) -> None:
-        events = self._events
-        events.packets_out += recipients
-        events.bytes_out += recipients * size
 
     def _on_upgraded(self, conn: EngineSocket, transport: str) -> None:
         sockets = self._by_client.get(conn.sid)

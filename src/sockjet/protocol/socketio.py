@@ -16,7 +16,8 @@ back and returns the packet with its BINARY_ type. So ``decode(encode(p)) == p``
 BINARY_ type whose data holds none becomes EVENT/ACK. (Node's socket.io-parser 4.2.7 reports
 reconstructed packets as EVENT/ACK instead; a server must treat both variants alike.)
 
-The decoder enforces RELIABILITY.md's rules for packets: see :class:`JSONDecoder`.
+The decoder enforces the rules a server must hold packets to (docs/security.md): see
+:class:`JSONDecoder`.
 """
 
 from __future__ import annotations

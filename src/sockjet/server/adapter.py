@@ -129,6 +129,10 @@ class Adapter(ABC):
     def socket_rooms(self, sid: SocketId) -> set[Room] | None:
         """The rooms of the local socket ``sid`` (the adapter's own set: do not mutate)."""
 
+    @abstractmethod
+    def room_count(self) -> int:
+        """How many rooms have local sockets (each socket's own room not counted)."""
+
     # -- what reaches sockets, here and on the other servers ------------------------------------
 
     @abstractmethod

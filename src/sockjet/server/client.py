@@ -149,7 +149,10 @@ class Client:
                 logger.exception("decoder failed on a message of client %s", self.conn.sid)
             self._close("parse error")
             return
-        size = self._partial_bytes + len(data)
+        # bytes, as on the wire: str.isascii() is constant-time, so exact costs nothing for ASCII
+        size = self._partial_bytes + (
+            len(data) if data.__class__ is bytes or data.isascii() else len(data.encode())  # type: ignore[union-attr]
+        )
         if packet is None:  # a binary packet waits for attachments: keep this decoder
             if shared:
                 self._decoder = decoder
@@ -160,10 +163,7 @@ class Client:
         self._partial_bytes = 0
         received = server.hooks.packet_received
         if received:
-            wire = size
-            if data.__class__ is str and not data.isascii():  # characters -> UTF-8 bytes
-                wire += len(data.encode()) - len(data)
-            call_hooks(received, self, packet, wire)
+            call_hooks(received, self, packet, size)
         self._on_packet(packet, size)
 
     def on_close(self, reason: str) -> None:
@@ -187,6 +187,13 @@ class Client:
         kind = packet.type
         name = packet.nsp
         socket = self.sockets.get(name)
+        nsp = socket.nsp if socket is not None else self.server._nsps.get(name)
+        if nsp is not None:  # (a CONNECT to a namespace that does not exist counts nowhere)
+            stats = nsp.stats
+            stats.packets_received += 1
+            stats.bytes_received += size
+            if kind in _EVENTS:
+                stats.events_received += 1
         if kind == _CONNECT:
             connecting = self._connecting
             if socket is not None or (connecting is not None and name in connecting):

@@ -31,7 +31,7 @@ from sockjet.engine.cookie import SessionCookie
 from sockjet.engine.cors import CorsOptions
 from sockjet.engine.flow import DEFAULT_MAX_BUFFERED, DEFAULT_SLOW_CONSUMER_TIMEOUT
 from sockjet.engine.hooks import call_hooks
-from sockjet.engine.io import EngineSocket, HTTPRequest
+from sockjet.engine.io import EngineSocket, HTTPRequest, HTTPResponse
 from sockjet.engine.server import EngineServer
 from sockjet.protocol.serializers import SerializerOption, resolve_serializer
 from sockjet.protocol.socketio import (
@@ -59,6 +59,10 @@ H = TypeVar("H", bound=Callable[..., Any])
 _DEFAULT_ADAPTER: Final = ("sockjet.adapters.memory", "MemoryAdapter")
 _NATIVE_SERVING: Final = "sockjet.serving.native"
 _ADMIN: Final = "sockjet.observe.admin"
+_METRICS: Final = "sockjet.observe.metrics"
+
+Endpoint = Callable[[HTTPRequest], Awaitable[HTTPResponse]]
+"""An extra HTTP endpoint of the server: ``async fn(request) -> response``."""
 
 
 def _default_adapter_factory() -> AdapterFactory:
@@ -121,6 +125,7 @@ class ServerHooks:
     and must not block; one that raises is logged and skipped. What each receives:
 
     * ``namespace_created(nsp)``: a namespace now exists (Node's ``io.on("new_namespace")``);
+    * ``namespace_removed(nsp)``: an emptied child of a dynamic namespace was removed;
     * ``socket_connected(socket)``: a socket joined its namespace (after its CONNECT reply);
     * ``socket_disconnected(socket, reason)``: it left (the ``disconnect`` handlers' reason);
     * ``room_created(nsp, room)`` / ``room_deleted(nsp, room)``: a room got its first local
@@ -133,6 +138,8 @@ class ServerHooks:
       clients (``size``: its bytes, counted once);
     * ``event_handled(socket, event, seconds)``: an event's handler returned (a coroutine
       handler: finished); handlers are timed only while someone listens;
+    * ``broker_round_trip(nsp, request, seconds)``: a cluster adapter's request to the other
+      servers (``"fetch_sockets"``, ``"server_side_emit"``...) was answered in ``seconds``;
     * ``server_started(server)``: the server started (:meth:`Server.start`, :meth:`Server.serve`,
       the ASGI lifespan, or its first connection), once;
     * ``server_closing(server)``: :meth:`Server.close` began (monitoring stops its timers).
@@ -143,8 +150,10 @@ class ServerHooks:
     """
 
     __slots__ = (
+        "broker_round_trip",
         "event_handled",
         "namespace_created",
+        "namespace_removed",
         "packet_received",
         "packet_sent",
         "room_created",
@@ -159,6 +168,7 @@ class ServerHooks:
 
     def __init__(self) -> None:
         self.namespace_created: list[Callable[[Namespace], None]] = []
+        self.namespace_removed: list[Callable[[Namespace], None]] = []
         self.socket_connected: list[Callable[[Socket], None]] = []
         self.socket_disconnected: list[Callable[[Socket, str], None]] = []
         self.room_created: list[Callable[[Namespace, str], None]] = []
@@ -170,6 +180,7 @@ class ServerHooks:
         self.event_handled: list[Callable[[Socket, str, float], None]] = []
         self.server_closing: list[Callable[[Server], None]] = []
         self.server_started: list[Callable[[Server], None]] = []
+        self.broker_round_trip: list[Callable[[Namespace, str, float], None]] = []
 
     @property
     def watching_rooms(self) -> bool:
@@ -178,6 +189,10 @@ class ServerHooks:
 
     def on_namespace_created(self, hook: H) -> H:
         self.namespace_created.append(hook)
+        return hook
+
+    def on_namespace_removed(self, hook: H) -> H:
+        self.namespace_removed.append(hook)
         return hook
 
     def on_socket_connected(self, hook: H) -> H:
@@ -224,6 +239,10 @@ class ServerHooks:
         self.server_started.append(hook)
         return hook
 
+    def on_broker_round_trip(self, hook: H) -> H:
+        self.broker_round_trip.append(hook)
+        return hook
+
     def remove(self, hook: Callable[..., Any]) -> None:
         """Remove ``hook`` from every list it was registered in."""
         for name in self.__slots__:
@@ -254,7 +273,9 @@ class Server:
     within minutes recover its id, rooms, data and missed packets (Node's option of that name;
     the memory adapter supports it, the Redis adapter does not, like Node's). ``cookie`` (True,
     or a :class:`~sockjet.engine.cookie.SessionCookie`) sets a cookie holding the session id on
-    polling handshakes, for load balancers that stick by cookie.
+    polling handshakes, for load balancers that stick by cookie. ``metrics`` (True, or a
+    :class:`sockjet.observe.metrics.MetricsOptions`) serves Prometheus metrics at ``/metrics``
+    (needs ``pip install "sockjet[metrics]"``; see docs/observability.md).
     """
 
     def __init__(
@@ -288,6 +309,7 @@ class Server:
         cleanup_empty_child_namespaces: bool = True,
         connection_state_recovery: ConnectionStateRecovery | bool = False,
         cookie: SessionCookie | bool = False,
+        metrics: Any = False,
     ) -> None:
         if max_concurrent_handlers < 1:
             raise ValueError("max_concurrent_handlers must be at least 1")
@@ -358,6 +380,13 @@ class Server:
         self._parent_ids = count()
         self.sockets: Namespace = self.of("/")
         """The main namespace ``"/"``: what ``io.emit``, ``io.on``... act on."""
+        self.endpoints: dict[str, Endpoint] = {}
+        """Extra HTTP endpoints served on the server's own port, by path (the native server
+        and the ASGI app both route them): ``/metrics`` when metrics are on."""
+        self.metrics: Any = None
+        """The :class:`sockjet.observe.metrics.Metrics` when ``metrics`` is on, else None."""
+        if metrics:
+            self.enable_metrics(None if metrics is True else metrics)
 
     def _new_decoder(self) -> Any:
         return self.serializer.decoder(self._limits)
@@ -637,6 +666,18 @@ class Server:
             if pending:
                 await asyncio.wait(pending)
 
+    def enable_metrics(self, options: Any = None) -> Any:
+        """Count and serve Prometheus metrics (what ``Server(metrics=...)`` does; ``options``: a
+        :class:`sockjet.observe.metrics.MetricsOptions`). Returns the
+        :class:`~sockjet.observe.metrics.Metrics`; idempotent. Serve the server (or build its
+        ASGI app) afterwards for the endpoint to be routed."""
+        if self.metrics is None:
+            # looked up by name: server/ does not import what watches it (nor prometheus_client)
+            module = importlib.import_module(_METRICS)
+            self.metrics = module.Metrics(self, options)
+            self.endpoints[self.metrics.path] = self.metrics.handle
+        return self.metrics
+
     def instrument(self, *, auth: Any, **options: Any) -> Instrumented:
         """Let the Socket.IO Admin UI (https://admin.socket.io) connect: the same as
         ``sockjet.observe.admin.instrument(io, auth=..., **options)``, which documents
@@ -654,6 +695,8 @@ class Server:
         ``sockjet.serving.native.serve`` (``static_dir``, ``ssl``...)."""
         self._start_adapters()
         native = importlib.import_module(_NATIVE_SERVING)
+        if self.endpoints:
+            options.setdefault("endpoints", self.endpoints)
         running: RunningServer = await native.serve(self.engine, host, port, **options)
         return running
 

@@ -27,7 +27,7 @@ from inspect import isawaitable
 from typing import TYPE_CHECKING, Any, Final, TypeVar, overload
 
 from sockjet.engine.hooks import call_hooks, timed
-from sockjet.engine.io import EngineSocket, HTTPRequest, Outgoing, wire_size
+from sockjet.engine.io import EngineSocket, HTTPRequest, Outgoing
 from sockjet.errors import AckTimeout
 from sockjet.protocol.socketio import RESERVED_EVENTS, Packet, PacketType, check_event_name
 from sockjet.server.acks import ACK_REQUESTED, AckWaiter, SingleAck, reply_args
@@ -364,35 +364,52 @@ class Socket:
             return False
         server = nsp.server
         payloads = server._encode_event(nsp.name, event, args, ack_id)
-        if not self._write_payloads(payloads, volatile, compress):
+        size = self._write_payloads(payloads, volatile, compress)
+        if not size:
             return False
+        stats = nsp.stats
+        stats.packets_sent += 1
+        stats.events_sent += 1
+        stats.bytes_sent += size
         sent = server.hooks.packet_sent
         if sent:
-            packet = Packet(PacketType.EVENT, nsp.name, [event, *args], ack_id)
-            call_hooks(sent, nsp, packet, 1, sum(map(wire_size, payloads)))
+            call_hooks(
+                sent, nsp, Packet(PacketType.EVENT, nsp.name, [event, *args], ack_id), 1, size
+            )
         return True
 
     def _write_payloads(
         self, payloads: list[str | bytes], volatile: bool = False, compress: bool = True
-    ) -> bool:
+    ) -> int:
+        """Queue an encoded packet; its bytes, or 0 when it was dropped."""
         message = Outgoing.message
         send = self.conn.send
-        if not send(message(payloads[0], compress), volatile=volatile):
-            return False
+        first = message(payloads[0], compress)
+        if not send(first, volatile=volatile):
+            return 0
+        # the packet's bytes, without the Engine.IO type its text form was given
+        size = first.size - 1 if first.data.__class__ is str else first.size
         # The attachments of a packet the engine accepted are never dropped: a partial
         # binary packet would break the client's decoder.
         for payload in payloads[1:]:
-            send(message(payload, compress))
-        return True
+            attachment = message(payload, compress)
+            send(attachment)
+            size += attachment.size
+        return size
 
     def _send_packet(self, packet: Packet) -> None:
         nsp = self.nsp
         server = nsp.server
-        payloads = server.serializer.encode(packet)
-        if self._write_payloads(payloads):
+        size = self._write_payloads(server.serializer.encode(packet))
+        if size:
+            stats = nsp.stats
+            stats.packets_sent += 1
+            stats.bytes_sent += size
+            if packet.type is _EVENT:
+                stats.events_sent += 1
             sent = server.hooks.packet_sent
             if sent:
-                call_hooks(sent, nsp, packet, 1, sum(map(wire_size, payloads)))
+                call_hooks(sent, nsp, packet, 1, size)
 
     # -- backpressure -------------------------------------------------------------------------
 

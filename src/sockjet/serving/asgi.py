@@ -35,7 +35,7 @@ import asyncio
 import logging
 import os
 from collections import deque
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any, Protocol, cast
 from urllib.parse import parse_qsl, quote
 
@@ -104,6 +104,11 @@ class ServerLike(Protocol):
     @property
     def engine(self) -> EngineLike: ...
 
+    @property
+    def endpoints(self) -> Mapping[str, Callable[[HTTPRequest], Awaitable[HTTPResponse]]]:
+        """Extra HTTP endpoints by exact path (``/metrics``...)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -118,7 +123,7 @@ class ASGIApp:
     POST body that takes longer than ``body_timeout`` seconds is answered 408.
     """
 
-    __slots__ = ("_base", "_body_timeout", "_engine", "_io", "_other", "_static")
+    __slots__ = ("_base", "_body_timeout", "_endpoints", "_engine", "_io", "_other", "_static")
 
     def __init__(
         self,
@@ -132,6 +137,7 @@ class ASGIApp:
             raise ValueError(f"body_timeout must be positive, not {body_timeout!r}")
         self._io = io
         self._engine = _engine_of(io)
+        self._endpoints = _endpoints_of(io)
         self._base = self._engine.path.rstrip("/")
         self._other = other_asgi_app
         self._static = StaticFiles(static_dir) if static_dir is not None else None
@@ -153,6 +159,12 @@ class ASGIApp:
                 else:
                     await self._serve_websocket(scope, path, receive, send)
                 return
+            if kind == "http":
+                endpoint = self._endpoints.get(path)
+                if endpoint is not None:
+                    request = _request(scope, path, _headers(scope), b"")
+                    await _send_response(send, await endpoint(request))
+                    return
             if kind == "http" and self._static is not None:
                 response = await self._serve_static(self._static, scope, path)
                 if response is not None:
@@ -322,6 +334,15 @@ def _names_a_file(static: StaticFiles, path: str) -> bool:
     if target is None:
         return False
     return target != static.root / "index.html" or path.strip("/") in ("", "index.html")
+
+
+def _endpoints_of(
+    io: ServerLike | EngineLike,
+) -> Mapping[str, Callable[[HTTPRequest], Awaitable[HTTPResponse]]]:
+    # A server's endpoints (a dict it keeps: endpoints added later are served too).
+    if hasattr(io, "handle_request"):
+        return {}
+    return io.endpoints
 
 
 def _engine_of(io: ServerLike | EngineLike) -> EngineLike:

@@ -27,7 +27,7 @@ from sockjet.protocol.websocket import FrameParser, accept_key, negotiate_deflat
 from sockjet.serving.websocket import Flusher, WebSocketProtocol
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Mapping
 
     from sockjet.engine.io import WebSocketConnection, WebSocketHandler
     from sockjet.serving.limits import NativeLimits
@@ -81,6 +81,7 @@ class ServerContext:
         "closing",
         "connections",
         "drained",
+        "endpoints",
         "engine",
         "engine_exact",
         "engine_prefix",
@@ -100,8 +101,10 @@ class ServerContext:
         static: StaticFiles | None = None,
         fallback: Callable[[HTTPRequest], Awaitable[HTTPResponse]] | None = None,
         secure: bool = False,
+        endpoints: Mapping[str, Callable[[HTTPRequest], Awaitable[HTTPResponse]]] | None = None,
     ) -> None:
         self.engine = engine
+        self.endpoints = dict(endpoints or {})
         self.limits = limits
         self.flusher = flusher
         self.static = static
@@ -500,6 +503,9 @@ class HTTPProtocol(asyncio.Protocol):
         ctx = self._ctx
         if ctx.is_engine_path(request.path):
             return await ctx.engine.handle_request(request)
+        endpoint = ctx.endpoints.get(request.path)
+        if endpoint is not None:
+            return await endpoint(request)
         if ctx.static is not None:
             response = await ctx.static(request)
             if response is not None:

@@ -26,7 +26,7 @@ from sockjet.serving.websocket import Flusher
 
 if TYPE_CHECKING:
     import ssl as ssl_module
-    from collections.abc import Awaitable, Callable, Iterable
+    from collections.abc import Awaitable, Callable, Iterable, Mapping
     from types import TracebackType
 
     from sockjet.engine.io import HTTPRequest, HTTPResponse
@@ -146,6 +146,7 @@ async def serve(
     limits: NativeLimits = DEFAULT_LIMITS,
     ssl: ssl_module.SSLContext | None = None,
     reuse_port: bool = False,
+    endpoints: Mapping[str, Callable[[HTTPRequest], Awaitable[HTTPResponse]]] | None = None,
 ) -> NativeServer:
     """Start serving ``engine`` on ``host:port`` and return the running server.
 
@@ -153,7 +154,8 @@ async def serve(
     GET/HEAD requests to ``static_dir`` when given (a built front end: ``index.html`` for ``/``
     and for extension-less paths); the rest to ``fallback``, else 404. ``port=0`` picks a free
     port (read it back from :attr:`NativeServer.port`). ``reuse_port`` lets several processes
-    share the port (Linux ``SO_REUSEPORT``).
+    share the port (Linux ``SO_REUSEPORT``). ``endpoints`` maps exact paths to extra handlers
+    (``Server.serve`` passes the server's own, e.g. ``/metrics``), tried before ``static_dir``.
     """
     loop = asyncio.get_running_loop()
     ctx = ServerContext(
@@ -163,6 +165,7 @@ async def serve(
         static=StaticFiles(static_dir) if static_dir is not None else None,
         fallback=fallback,
         secure=ssl is not None,
+        endpoints=endpoints,
     )
     server = await loop.create_server(
         lambda: HTTPProtocol(ctx),

@@ -518,7 +518,7 @@ async def test_close_stops_the_timer_and_removes_every_hook() -> None:
     io = Server()
     inst = instrument(io, auth=False, stats_interval=0.01)
     assert inst.stats_running
-    assert io.hooks.packet_sent and io.engine.hooks.session_opened
+    assert io.hooks.socket_connected and io.engine.hooks.session_opened
     admin = Peer(io)
     await admin.open()
     await io.close()

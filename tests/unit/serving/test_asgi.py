@@ -110,6 +110,7 @@ class FakeServer:
 
     def __init__(self) -> None:
         self.engine = FakeEngine()
+        self.endpoints: dict[str, Any] = {}
         self.closed = 0
         self.started = 0
 
