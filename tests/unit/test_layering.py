@@ -20,7 +20,7 @@ ALLOWED: dict[str, set[str]] = {
     "observe": {"protocol", "engine", "server", "adapters"},
     "chat": {"protocol", "engine", "server", "adapters", "serving", "observe"},
 }
-SHARED = {"errors", "_types"}
+SHARED = {"errors"}
 FORBIDDEN_IN_PROTOCOL = {"asyncio", "socket", "selectors", "ssl", "threading", "time", "uvloop"}
 
 

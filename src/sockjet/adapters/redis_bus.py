@@ -298,7 +298,9 @@ class RedisBus:
         self.client: Any = client  # redis-py's command methods are untyped
         self._owns_client = owns_client
         self.request_timeout = request_timeout
-        self.publisher = Publisher(client, sharded=sharded, max_queued=max_queued)
+        self.publisher = Publisher(
+            client, sharded=sharded, max_queued=max_queued, max_delay=max_delay
+        )
         self._min_delay = min_delay
         self._max_delay = max_delay
         self._health_interval = health_interval

@@ -440,10 +440,11 @@ class Session:
             self._drop_probe()
         self._arm()
 
-    def websocket_closed(self, transport: object) -> None:
-        """A WebSocket of this session went away."""
+    def websocket_closed(self, transport: object, error: bool = False) -> None:
+        """A WebSocket of this session went away; ``error``: over a protocol violation (then
+        the reason is ``"transport error"``, as Node's engine reports a ``ws`` error)."""
         if transport is self.active:
-            self.fail("transport close")
+            self.fail("transport error" if error else "transport close")
         elif transport is self.probe:
             self.machine.abort_upgrade()
             self.probe = None

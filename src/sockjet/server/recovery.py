@@ -52,6 +52,8 @@ RECOVERABLE_REASONS: Final = frozenset(
         "ping timeout",
         "server shutting down",
         "forced server close",
+        # a client that fell behind (a stalled network) may come back for what it missed
+        "slow consumer",
     }
 )
 """Disconnect reasons after which the session is kept (Node's list): the client reconnects by

@@ -98,6 +98,19 @@ async def test_a_socket_that_got_nothing_yet_recovers_from_its_connection() -> N
     assert [e[:-1] for e in events(conn2)] == [["after", 1]]
 
 
+async def test_a_slow_consumer_comes_back_for_what_it_missed() -> None:
+    io, connected = recovering_server()
+    conn = FakeConn(io)
+    first = connect(conn)
+    io.emit("queued", 1)
+    conn.drop("slow consumer")
+    io.emit("missed", 2)
+    conn2 = FakeConn(io)
+    again = connect(conn2, {"pid": first["pid"], "offset": events(conn)[-1][-1]})
+    assert again["sid"] == first["sid"] and connected[-1].recovered is True
+    assert [e[:-1] for e in events(conn2)] == [["missed", 2]]
+
+
 @pytest.mark.parametrize("reason", ["client namespace disconnect", "parse error"])
 async def test_deliberate_disconnections_are_not_recovered(reason: str) -> None:
     io, connected = recovering_server()

@@ -66,8 +66,8 @@ class TransportOwner(Protocol):
     def websocket_message(self, transport: object, data: str | bytes) -> None:
         """Anything but a MESSAGE on a WebSocket (control packets, probes)."""
 
-    def websocket_closed(self, transport: object) -> None:
-        """A WebSocket of the session went away."""
+    def websocket_closed(self, transport: object, error: bool = False) -> None:
+        """A WebSocket of the session went away; ``error``: over a protocol violation."""
 
     async def receive_posted(self, packets: list[Packet]) -> bool:
         """A polling POST's packets; False when the session ended while they waited."""

@@ -100,7 +100,7 @@ class PollingTransport:
         self._session = session
         self._queue: list[Outgoing] = []
         self._queued = 0
-        """Characters queued (the session's outbound buffer while it polls)."""
+        """Bytes queued, UTF-8 (the session's outbound buffer while it polls)."""
         self._waiter: asyncio.Future[None] | None = None
         self._posting = False  # a POST is in flight
         self._watched: int | None = None  # the level watch_drain asked for
@@ -115,7 +115,7 @@ class PollingTransport:
 
     @property
     def buffered_amount(self) -> int:
-        """What waits for the next GET (characters; binary counted before base64)."""
+        """What waits for the next GET (UTF-8 bytes; binary counted before base64)."""
         return self._queued
 
     # -- outbound -------------------------------------------------------------------------------

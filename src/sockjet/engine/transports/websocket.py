@@ -30,6 +30,8 @@ CLOSE_CODES: Final = {
 """WebSocket close code per close reason; anything else closes normally (1000)."""
 
 _OPEN: Final = Phase.OPEN
+_ERROR_CODES: Final = frozenset({1002, 1007, 1009, 1011})
+"""Close codes of a broken WebSocket (bad frames, bad UTF-8, too big, our internal error)."""
 
 
 class WebSocketTransport:
@@ -104,7 +106,7 @@ class WebSocketTransport:
     def on_close(self, code: int | None, reason: str) -> None:
         """The connection is gone (either side closed it)."""
         self.closed = True
-        self.session.websocket_closed(self)
+        self.session.websocket_closed(self, code in _ERROR_CODES)
 
     def on_drain(self) -> None:
         """The connection's queue fell to the level the session watches."""
