@@ -160,6 +160,8 @@ class Serializer(Protocol):
 
 
 _TYPES: Final = tuple(PacketType)
+_EVENT_TYPE: Final = PacketType.EVENT
+_FAST_HEADER: Final = MAX_ACK_ID_DIGITS + 2  # "2", the longest ack id, "["
 _BINARY_TYPES: Final = (bytes, bytearray, memoryview)
 _DIGITS: Final = "0123456789"
 
@@ -234,6 +236,26 @@ class JSONDecoder:
             self.reset()
             raise InvalidPacket("text packet while binary attachments are due")
         text: str = data
+        kind = text[:1]
+        if kind == "2" or kind == "3":
+            # The hot path, an EVENT or ACK of the main namespace ("2[...", "2<id>[...",
+            # "3<id>[..."): one find() reads the header. Anything else (another namespace, an
+            # overlong id) falls through to the full parse below.
+            bracket = text.find("[", 1, _FAST_HEADER)
+            digits = text[1:bracket] if bracket > 1 else ""
+            if bracket == 1 or (digits.isdigit() and digits.isascii()):
+                ack_id = int(digits) if digits else None
+                if ack_id is not None and ack_id > MAX_ACK_ID:
+                    raise InvalidPacket("ack id over 2**53 - 1")
+                payload = loads(text[bracket:])
+                if kind == "2":
+                    name = payload[0] if payload.__class__ is list and payload else None
+                    if name.__class__ is str and name not in self._limits.reserved_events:
+                        return Packet(_EVENT_TYPE, "/", payload, ack_id)
+                code = ord(kind) - 48
+                if payload_is_valid(code, payload, self._limits.reserved_events):
+                    return Packet(_TYPES[code], "/", payload, ack_id)
+                raise InvalidPacket(f"invalid payload for packet type {code}")
         size = len(text)
         code = ord(text[0]) - 48 if size else -1
         if code < 0 or code > 6:
@@ -408,7 +430,11 @@ class JSONSerializer:
             if not _holds_binary(data):
                 raise
             return _encode_binary(head == "2", packet.nsp, data, packet.id)
-        return [_prefix(head, packet.nsp, packet.id) + payload]
+        ack_id = packet.id
+        if packet.nsp == "/" and (ack_id is None or (ack_id.__class__ is int and ack_id >= 0)):
+            # _prefix() with nothing to check: an emit or ack in the main namespace
+            return [head + payload if ack_id is None else head + str(ack_id) + payload]
+        return [_prefix(head, packet.nsp, ack_id) + payload]
 
     def decoder(self, limits: DecoderLimits = DEFAULT_LIMITS) -> JSONDecoder:
         """A new decoder for one connection."""

@@ -26,6 +26,7 @@ from sockjet.errors import PayloadTooLarge, ProtocolError
 
 __all__ = [
     "COMPRESS_THRESHOLD",
+    "SHORT_TEXT_HEADERS",
     "CloseCode",
     "DeflateParams",
     "Event",
@@ -113,7 +114,7 @@ def unmask(payload: bytes, mask: bytes) -> bytes:
 
 
 def _load_c_mask() -> Callable[[bytes, bytes], bytes]:
-    """websockets' C masker (SIMD, ~50x faster at 64 KiB) when installed, else ours."""
+    """websockets' C masker (SIMD: 64 KiB in ~1.3 us against ~100 us) when installed, else ours."""
     try:
         module = importlib.import_module("websockets.speedups")
     except ImportError:
@@ -142,6 +143,8 @@ def build_frame(opcode: int, payload: bytes, *, rsv1: bool = False) -> bytes:
 _SHORT_HEADERS: Final = {
     first: [bytes((first, n)) for n in range(126)] for first in (0x81, 0x82)
 }  # the 2-byte headers of small frames, prebuilt: the common case allocates one bytes object
+SHORT_TEXT_HEADERS: Final = _SHORT_HEADERS[0x81]
+"""The header of a text frame of ``n < 126`` payload bytes is ``SHORT_TEXT_HEADERS[n]``."""
 
 
 def data_frame(data: str | bytes) -> bytes:
@@ -348,17 +351,33 @@ class FrameParser:
     def feed(self, data: bytes) -> list[Event]:
         """Parse what arrived; return the messages and control frames it completed, in order."""
         chunks = self._chunks
+        size = len(data)
         if chunks:
             chunks.append(data)
-            self._buffered += len(data)
+            self._buffered += size
             if self._buffered < self._need:
                 return []
             data = b"".join(chunks)
             chunks.clear()
+            size = len(data)
+        elif (
+            # Exactly one small masked text frame: a browser's message read on its own. Its
+            # second byte is 0x80 | length with length = size - 6 (2 header bytes, 4 key bytes).
+            6 < size < 132
+            and data[1] == size + 122
+            and data[0] == 0x81
+            and not self._frag_opcode
+            and size - 6 <= self._max_payload
+        ):
+            try:
+                return [(1, self._mask(data[6:], data[2:6]).decode())]
+            except UnicodeDecodeError:
+                raise FrameError(CloseCode.INVALID_DATA, "text message is not UTF-8") from None
         events: list[Event] = []
         pos = 0
-        size = len(data)
         mask = self._mask
+        max_payload = self._max_payload
+        plain = not self._frag_opcode  # no fragmented message in progress (_frame changes it)
         while True:
             avail = size - pos
             if avail < 2:
@@ -382,9 +401,9 @@ class FrameParser:
                 length = int.from_bytes(data[pos + 2 : pos + 10], "big")
                 header = pos + 14
             # The common case (0x81/0x82, masked, no fragment in progress) takes four tests.
-            if (b0 != 0x81 and b0 != 0x82) or b1 < 0x80 or self._frag_opcode:
+            if (b0 != 0x81 and b0 != 0x82) or b1 < 0x80 or not plain:
                 self._check_header(b0, b1, length)
-            elif length > self._max_payload:
+            elif length > max_payload:
                 raise MessageTooBig(f"message of {length} bytes over max_payload")
             end = header + length
             if end > size:
@@ -392,7 +411,7 @@ class FrameParser:
                 break
             payload = mask(data[header:end], data[header - 4 : header]) if length else b""
             pos = end
-            if b0 == 0x81:
+            if b0 == 0x81:  # (not plain: _check_header refused it)
                 try:
                     events.append((1, payload.decode()))
                 except UnicodeDecodeError:
@@ -401,6 +420,7 @@ class FrameParser:
                 events.append((2, payload))
             else:
                 event = self._frame(b0, payload, length)
+                plain = not self._frag_opcode
                 if event is not None:
                     events.append(event)
         if pos < size:

@@ -45,11 +45,13 @@ __all__ = ["Client"]
 logger = logging.getLogger("sockjet.server")
 
 _CONNECT: Final = PacketType.CONNECT
+_EVENT: Final = PacketType.EVENT
 _CONNECT_ERROR: Final = PacketType.CONNECT_ERROR
 _DISCONNECT: Final = PacketType.DISCONNECT
 _EVENTS: Final = frozenset({PacketType.EVENT, PacketType.BINARY_EVENT})
 _ACKS: Final = frozenset({PacketType.ACK, PacketType.BINARY_ACK})
 _INVALID_NAMESPACE: Final = {"message": "Invalid namespace"}
+_PLAIN_RESULTS: Final = frozenset({str, int, float, bool, list, dict, tuple, bytes})
 
 
 class HandlerSlot:
@@ -159,8 +161,9 @@ class Client:
                 server._decoder = server._new_decoder()
             self._partial_bytes = size
             return
-        self._decoder = None
-        self._partial_bytes = 0
+        if not shared:  # the attachments of a binary packet are complete
+            self._decoder = None
+            self._partial_bytes = 0
         received = server.hooks.packet_received
         if received:
             call_hooks(received, self, packet, size)
@@ -185,8 +188,18 @@ class Client:
 
     def _on_packet(self, packet: Packet, size: int) -> None:
         kind = packet.type
+        socket = self.sockets.get(packet.nsp)
+        if kind is _EVENT and socket is not None:  # the hot path: an event, counted and run
+            stats = socket.nsp.stats
+            stats.packets_received += 1
+            stats.bytes_received += size
+            stats.events_received += 1
+            if self._backlog is not None or self._running >= self.server._max_handlers:
+                self._enqueue(socket, packet, size)
+            else:
+                socket._on_event(packet)
+            return
         name = packet.nsp
-        socket = self.sockets.get(name)
         nsp = socket.nsp if socket is not None else self.server._nsps.get(name)
         if nsp is not None:  # (a CONNECT to a namespace that does not exist counts nowhere)
             stats = nsp.stats
@@ -374,10 +387,14 @@ class Client:
         except Exception as exc:
             _failed(handler, exc, on_error)
             return
-        if result is not None and isawaitable(result):
+        # inspect.isawaitable runs an ABC check: plain JSON values skip it (the echo hot path)
+        if result is not None and result.__class__ not in _PLAIN_RESULTS and isawaitable(result):
             self._spawn(_finish(handler, result, on_result, on_error))
         elif on_result is not None:
-            _deliver(handler, on_result, result)
+            try:
+                on_result(result)
+            except Exception:
+                logger.exception("could not send the ack of handler %s", _name(handler))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` as a task counted against this connection's handler limit."""

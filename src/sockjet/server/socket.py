@@ -30,7 +30,7 @@ from sockjet.engine.hooks import call_hooks, timed
 from sockjet.engine.io import EngineSocket, HTTPRequest, Outgoing
 from sockjet.errors import AckTimeout
 from sockjet.protocol.socketio import RESERVED_EVENTS, Packet, PacketType, check_event_name
-from sockjet.server.acks import ACK_REQUESTED, AckWaiter, SingleAck, reply_args
+from sockjet.server.acks import ACK_REQUESTED, AckWaiter, SingleAck
 from sockjet.server.adapter import Adapter
 from sockjet.server.broadcast import BroadcastOperator
 from sockjet.server.client import RUNNING_HANDLER
@@ -59,6 +59,7 @@ _DISCONNECTED: Final = 4
 
 _LIFECYCLE: Final = frozenset({"disconnect", "disconnecting", "error"})
 _EVENT, _BINARY_EVENT = PacketType.EVENT, PacketType.BINARY_EVENT
+_ACK: Final = PacketType.ACK
 
 
 def event_name(value: Any) -> str:
@@ -382,19 +383,24 @@ class Socket:
         self, payloads: list[str | bytes], volatile: bool = False, compress: bool = True
     ) -> int:
         """Queue an encoded packet; its bytes, or 0 when it was dropped."""
-        message = Outgoing.message
         send = self.conn.send
-        first = message(payloads[0], compress)
+        head = payloads[0]
+        # Outgoing.message(), inline for the text packet every emit and ack starts with
+        first = (
+            Outgoing("4" + head, compress) if head.__class__ is str else Outgoing(head, compress)
+        )
         if not send(first, volatile=volatile):
             return 0
         # the packet's bytes, without the Engine.IO type its text form was given
-        size = first.size - 1 if first.data.__class__ is str else first.size
-        # The attachments of a packet the engine accepted are never dropped: a partial
-        # binary packet would break the client's decoder.
-        for payload in payloads[1:]:
-            attachment = message(payload, compress)
-            send(attachment)
-            size += attachment.size
+        size = first.size - 1 if head.__class__ is str else first.size
+        if len(payloads) > 1:
+            # The attachments of a packet the engine accepted are never dropped: a partial
+            # binary packet would break the client's decoder.
+            message = Outgoing.message
+            for payload in payloads[1:]:
+                attachment = message(payload, compress)
+                send(attachment)
+                size += attachment.size
         return size
 
     def _send_packet(self, packet: Packet) -> None:
@@ -566,17 +572,17 @@ class Socket:
 
     def _on_event(self, packet: Packet) -> None:
         data = packet.data
-        event = event_name(data[0])
+        name = data[0]
+        event = name if name.__class__ is str else event_name(name)
         args = data[1:]
-        ack_id = packet.id
         if self._any:
             run = self.client._run
             for listener in tuple(self._any):
                 run(listener, (event, *args))
         if self._middlewares:
-            self._run_middlewares(event, args, ack_id)
+            self._run_middlewares(event, args, packet.id)
         else:
-            self._dispatch(event, args, ack_id)
+            self._dispatch(event, args, packet.id)
 
     def _run_middlewares(self, event: str, args: list[Any], ack_id: int | None) -> None:
         middlewares = tuple(self._middlewares or ())
@@ -622,40 +628,38 @@ class Socket:
             run(handler, (exc,))
 
     def _dispatch(self, event: str, args: list[Any], ack_id: int | None) -> None:
+        """Run ``event``'s handlers; the first one answers the ack: the socket's own handlers,
+        then the namespace's."""
         if self._state > _CLOSING:
             return
-        if ack_id is None:
-            self._call_handlers(event, args, None)
-            return
-        token = ACK_REQUESTED.set(True)  # ack_requested(); copied into a coroutine's task
+        on_result: Callable[[Any], None] | None = None
+        token = None
+        if ack_id is not None:
+            on_result = partial(self._send_ack, ack_id)
+            token = ACK_REQUESTED.set(True)  # ack_requested(); copied into a coroutine's task
         try:
-            self._call_handlers(event, args, partial(self._send_ack, ack_id))
+            if self.nsp.server.hooks.event_handled:
+                self._call_handlers_timed(event, args, on_result)
+                return
+            run = self.client._run
+            handlers = self._handlers.get(event) if self._handlers else None
+            if handlers:
+                for handler in tuple(handlers):
+                    run(handler, args, on_result)
+                    on_result = None
+            flat = self.nsp._event_handlers.get(event)
+            if flat:
+                for handler in tuple(flat):
+                    run(handler, (self, *args), on_result)
+                    on_result = None
         finally:
-            ACK_REQUESTED.reset(token)
-
-    def _call_handlers(
-        self, event: str, args: list[Any], on_result: Callable[[Any], None] | None
-    ) -> None:
-        if self.nsp.server.hooks.event_handled:
-            self._call_handlers_timed(event, args, on_result)
-            return
-        run = self.client._run
-        # The first handler answers the ack: the socket's own handlers, then the namespace's.
-        handlers = self._handlers.get(event) if self._handlers else None
-        if handlers:
-            for handler in tuple(handlers):
-                run(handler, args, on_result)
-                on_result = None
-        flat = self.nsp._event_handlers.get(event)
-        if flat:
-            for handler in tuple(flat):
-                run(handler, (self, *args), on_result)
-                on_result = None
+            if token is not None:
+                ACK_REQUESTED.reset(token)
 
     def _call_handlers_timed(
         self, event: str, args: list[Any], on_result: Callable[[Any], None] | None
     ) -> None:
-        """:meth:`_call_handlers` while someone listens to ``event_handled``."""
+        """:meth:`_dispatch`'s handler calls while someone listens to ``event_handled``."""
         hooks = self.nsp.server.hooks.event_handled
         run = self.client._run
 
@@ -675,7 +679,9 @@ class Socket:
 
     def _send_ack(self, ack_id: int, value: Any) -> None:
         if self._state <= _CLOSING:
-            self._send_packet(Packet(PacketType.ACK, self.nsp.name, reply_args(value), ack_id))
+            # reply_args(), inline: this runs once per acknowledged event
+            args = [] if value is None else list(value) if value.__class__ is tuple else [value]
+            self._send_packet(Packet(_ACK, self.nsp.name, args, ack_id))
 
     def _on_ack(self, packet: Packet) -> None:
         acks = self._acks
