@@ -31,6 +31,7 @@ from typing import Final
 
 from sockjet.engine.cookie import SessionCookie
 from sockjet.engine.cors import CorsOptions, CorsPolicy
+from sockjet.engine.deadlines import slot_resolution
 from sockjet.engine.flow import (
     DEFAULT_MAX_BUFFERED,
     DEFAULT_SLOW_CONSUMER_TIMEOUT,
@@ -397,6 +398,9 @@ class EngineServer:
                 on_closed=self._forget,
                 max_packets_per_poll=self.max_packets_per_poll,
                 hooks=self.hooks,
+                deadline_resolution=slot_resolution(
+                    self.ping_interval, self.ping_timeout, self.upgrade_timeout, self.close_timeout
+                ),
             )
         session = Session(sid, request, ctx=ctx, machine=machine, websocket=conn)
         sessions[sid] = session

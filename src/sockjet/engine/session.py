@@ -21,6 +21,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Final, TypeVar
 
+from sockjet.engine.deadlines import MAX_RESOLUTION, DeadlineSlots
 from sockjet.engine.flow import SLOW_CONSUMER, FlowLimits, FlowStats
 from sockjet.engine.hooks import EngineHooks, call_hooks
 from sockjet.engine.io import HTTPRequest, Outgoing, SessionHandler
@@ -57,6 +58,7 @@ class SessionContext:
     """What every session of one engine shares: one object per engine, not per session."""
 
     __slots__ = (
+        "deadlines",
         "flow",
         "hooks",
         "http_compression",
@@ -78,8 +80,10 @@ class SessionContext:
         on_closed: Callable[[Session], None],
         max_packets_per_poll: int | None = None,
         hooks: EngineHooks | None = None,
+        deadline_resolution: float = MAX_RESOLUTION,
     ) -> None:
         self.loop = loop
+        self.deadlines = DeadlineSlots(loop, deadline_resolution)
         self.hooks = hooks if hooks is not None else EngineHooks()
         self.max_payload = max_payload
         self.http_compression = http_compression
@@ -126,7 +130,7 @@ class Session:
         self.ctx = ctx
         self.machine = machine
         self._handler: SessionHandler | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: int | None = None  # the slot of the pending deadline (ctx.deadlines)
         self._timer_at = 0.0
         self._paused = False
         self._resumed: asyncio.Future[None] | None = None  # waited on while paused
@@ -495,14 +499,15 @@ class Session:
         if deadline is None or deadline == _NEVER:
             return  # closed (_finalize cancelled the timer), or nothing due while paused
         timer = self._timer
+        deadlines = self.ctx.deadlines
         if timer is not None:
             if self._timer_at <= deadline:
                 return  # fires early, finds nothing due and re-arms
-            timer.cancel()
-        self._timer_at = deadline
-        self._timer = self.loop.call_at(deadline, self._on_timer)
+            deadlines.discard(self, timer)
+        self._timer, self._timer_at = deadlines.add(self, deadline)
 
-    def _on_timer(self) -> None:
+    def on_deadline(self) -> None:
+        """The deadline armed last is due (:class:`~sockjet.engine.deadlines.DeadlineSlots`)."""
         self._timer = None
         # the handle fired for _timer_at: never let clock granularity make it look early
         now = max(self.loop.time(), self._timer_at)
@@ -536,9 +541,9 @@ class Session:
 
     def _finalize(self) -> None:
         """Release everything; the machine is CLOSED."""
-        timer = self._timer
-        if timer is not None:
-            timer.cancel()
+        slot = self._timer
+        if slot is not None:
+            self.ctx.deadlines.discard(self, slot)
             self._timer = None
         timer = self._slow_timer
         if timer is not None:

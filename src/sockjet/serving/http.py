@@ -24,6 +24,7 @@ import httptools
 
 from sockjet.engine.io import BodyError, HTTPRequest, HTTPResponse
 from sockjet.protocol.websocket import FrameParser, accept_key, negotiate_deflate
+from sockjet.serving.header_strings import SharedStrings
 from sockjet.serving.websocket import Flusher, WebSocketProtocol
 
 if TYPE_CHECKING:
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from sockjet.serving.static import StaticFiles
 
 __all__ = ["Engine", "HTTPProtocol", "ServerContext", "encode_response"]
+
+_SHARED_QUERY: Final = frozenset({"EIO", "transport"})
 
 logger = logging.getLogger("sockjet.serving")
 
@@ -90,6 +93,7 @@ class ServerContext:
         "limits",
         "secure",
         "static",
+        "strings",
     )
 
     def __init__(
@@ -114,6 +118,8 @@ class ServerContext:
         self.engine_prefix = prefix
         self.engine_exact = prefix.rstrip("/") or "/"
         self.connections: set[HTTPProtocol | WebSocketProtocol] = set()
+        self.strings = SharedStrings()
+        """Header names and common values, decoded once (what idle sessions keep)."""
         self.closing = False
         self.drained: asyncio.Future[None] | None = None
 
@@ -364,8 +370,9 @@ class HTTPProtocol(asyncio.Protocol):
         ):
             self._refusal = (431, "Request Header Fields Too Large")
             raise _Refuse
-        key = name.decode("latin-1").lower()
-        text = value.decode("latin-1")
+        strings = self._ctx.strings
+        key = strings.name(name)
+        text = strings.value(key, value)
         headers = self._headers
         previous = headers.get(key)
         headers[key] = text if previous is None else f"{previous}, {text}"
@@ -443,11 +450,17 @@ class HTTPProtocol(asyncio.Protocol):
             # httptools' URL splitter is not llhttp: never let a disagreement crash a request.
             raw_path, _, raw_query = url.partition(b"?")
         query: dict[str, str] = {}
+        share = self._ctx.strings.share
         for key, value in parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True):
-            query.setdefault(key, value)
+            # "EIO", "transport", "websocket": kept by every session, shared; "t", "sid" vary
+            query.setdefault(share(key), share(value) if key in _SHARED_QUERY else value)
         return HTTPRequest(
             method=method,
-            path=unquote(raw_path.decode("latin-1")),
+            path=(
+                unquote(raw_path.decode("latin-1"))
+                if b"%" in raw_path
+                else self._ctx.strings.text(raw_path)
+            ),
             query=query,
             headers=self._headers,
             body=b"".join(self._body),
