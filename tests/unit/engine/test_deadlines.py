@@ -110,7 +110,7 @@ def test_an_item_re_added_from_its_callback_gets_a_new_timer() -> None:
 
 @pytest.mark.parametrize(
     ("intervals", "expected"),
-    [((25.0, 20.0), MAX_RESOLUTION), ((0.05, 0.05), MIN_RESOLUTION), ((2.0, 1.0), 0.02)],
+    [((25.0, 20.0), 0.02), ((0.3, 0.2), MIN_RESOLUTION), ((500.0, 300.0), MAX_RESOLUTION)],
 )
 def test_slot_resolution(intervals: tuple[float, ...], expected: float) -> None:
     assert slot_resolution(*intervals) == pytest.approx(expected)
