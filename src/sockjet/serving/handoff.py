@@ -19,6 +19,11 @@ HTTP proxy hop:
    parses those bytes first (:meth:`sockjet.serving.native.NativeServer.adopt`): from then on
    the connection (and its next keep-alive requests) is the owner's.
 
+The same path balances new sessions: the workers publish how many sessions each holds in a
+table they all map (:class:`LoadTable`, ``<run dir>/load``), and a worker that holds more than
+its share hands a handshake over to the one holding the fewest (so the kernel's uneven spread
+of connections over the shared listening socket does not become an uneven spread of clients).
+
 When the owner is gone (it crashed, or drained and exited, and its sessions with it) the
 connection fails or is refused at once, and the request is answered where it landed: 400
 ``Session ID unknown``, as without workers, and the client starts a new session. TLS cannot be
@@ -37,6 +42,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+import mmap
 import os
 import socket
 import struct
@@ -47,12 +53,14 @@ from pathlib import Path
 from typing import Final
 
 __all__ = [
+    "LOAD_SLACK",
     "PART",
     "WORKER_ALPHABET",
     "WORKER_ID_LENGTH",
     "HandoffListener",
     "HandoffRouter",
     "HandoffStats",
+    "LoadTable",
     "handoff_path",
     "listen_handoff",
 ]
@@ -71,6 +79,10 @@ MAX_DATA: Final = 4 * 1024 * 1024
 """A handoff announcing more is refused (the sender reads at most a request head and a chunk)."""
 SEND_TIMEOUT: Final = 5.0
 """A handoff the owner's socket does not take within this many seconds fails."""
+
+LOAD_SLACK: Final = 0.05
+"""A worker hands a handshake over when it holds more than the least loaded worker by this
+share of its sessions (and by 2 at least): a little imbalance is cheaper than a handoff."""
 
 _FIRST: Final = b"F"
 _MORE: Final = b"M"
@@ -97,6 +109,41 @@ def listen_handoff(path: str | os.PathLike[str]) -> socket.socket:
     return sock
 
 
+class LoadTable:
+    """How many sessions each worker holds, in a file every worker maps (``<run dir>/load``):
+    one signed 64-bit slot per worker id, -1 for a worker that takes no new session (not
+    started, draining, gone). Made by the supervisor (:meth:`create`); writes are single
+    aligned words, so readers see a value or the next, never a torn one."""
+
+    SLOTS: Final = len(WORKER_ALPHABET) ** 2
+    _SLOT: Final = struct.Struct("=q")
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        with open(path, "r+b") as file:
+            self._map = mmap.mmap(file.fileno(), self.SLOTS * 8)
+        self._view = memoryview(self._map).cast("q")
+
+    @classmethod
+    def create(cls, path: str | os.PathLike[str]) -> LoadTable:
+        with open(path, "wb") as file:
+            file.write(cls._SLOT.pack(-1) * cls.SLOTS)
+        return cls(path)
+
+    @staticmethod
+    def index(wid: str) -> int:
+        return WORKER_ALPHABET.index(wid[0]) * len(WORKER_ALPHABET) + WORKER_ALPHABET.index(wid[1])
+
+    def set(self, wid: str, sessions: int) -> None:
+        self._view[self.index(wid)] = sessions
+
+    def get(self, wid: str) -> int:
+        return int(self._view[self.index(wid)])
+
+    def close(self) -> None:
+        self._view.release()
+        self._map.close()
+
+
 @dataclass(slots=True)
 class HandoffStats:
     """What one worker's handoffs did (reported by the supervisor when it stops)."""
@@ -107,6 +154,8 @@ class HandoffStats:
     """Handoffs that could not be made (the owner was gone): answered here instead."""
     adopted: int = 0
     """Connections other workers handed over to this one."""
+    balanced: int = 0
+    """Of those sent, handshakes sent to a worker holding fewer sessions."""
     refused: int = 0
     """Handoffs received that were malformed or arrived while closing."""
 
@@ -138,7 +187,37 @@ class _Link:
         self._queue: deque[_Pending] = deque()
         self._writing = False
 
-    def send(self, pending: _Pending) -> None:
+    def send(self, fd: int, messages: list[bytes], done: Callable[[bool], None]) -> None:
+        """Send ``messages``, the first with ``fd`` (borrowed: duplicated only when the send
+        has to wait for room in the owner's socket), then call ``done``."""
+        first = 0
+        if not self._queue:
+            sock = self._sock
+            try:
+                for message in messages:
+                    if first == 0:
+                        fds = array.array("i", [fd])
+                        sock.sendmsg([message], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
+                    else:
+                        sock.send(message)
+                    first += 1
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError as exc:
+                logger.debug("handoff link lost: %s", exc)
+                self.close()
+                done(False)
+                return
+            else:
+                done(True)  # the common case: at once, no timer, no duplicate
+                return
+        try:
+            owned = os.dup(fd) if first == 0 else -1
+        except OSError as exc:  # out of descriptors
+            logger.warning("cannot hand a connection over: %s", exc)
+            done(False)
+            return
+        pending = _Pending(owned, messages[first:], done)
         self._queue.append(pending)
         pending.timer = self._loop.call_later(SEND_TIMEOUT, self._expire, pending)
         if not self._writing:
@@ -209,13 +288,52 @@ class HandoffRouter:
     """The :class:`~sockjet.serving.http.Handoff` of one worker: which sids are another
     worker's, and the links to hand their connections over (made on first use)."""
 
-    def __init__(self, wid: str, run_dir: str | os.PathLike[str]) -> None:
+    def __init__(
+        self,
+        wid: str,
+        run_dir: str | os.PathLike[str],
+        *,
+        load: LoadTable | None = None,
+        sessions: Callable[[], int] | None = None,
+        peers: Callable[[], list[str]] | None = None,
+    ) -> None:
+        """``load``, ``sessions`` (this worker's count now) and ``peers`` (the ids of the
+        other workers serving) turn session balancing on (:meth:`balance`)."""
         if len(wid) != WORKER_ID_LENGTH or not set(wid) <= _VALID:
             raise ValueError(f"a worker id is {WORKER_ID_LENGTH} base64url characters: {wid!r}")
         self.wid = wid
         self.run_dir = Path(run_dir)
         self.stats = HandoffStats()
         self._links: dict[str, _Link] = {}
+        self.load = load
+        self._sessions = sessions
+        self._peers = peers
+        self.serving = False
+        """Whether this worker takes new sessions (published in the load table)."""
+
+    def publish_load(self) -> None:
+        """Write this worker's session count (-1 when not serving) to the load table."""
+        if self.load is not None:
+            count = self._sessions() if self._sessions is not None and self.serving else -1
+            self.load.set(self.wid, count)
+
+    def balance(self) -> str | None:
+        """The worker that should take a new session when this one holds more than its
+        share (see :data:`LOAD_SLACK`), else None."""
+        load, sessions, peers = self.load, self._sessions, self._peers
+        if load is None or sessions is None or peers is None or not self.serving:
+            return None
+        mine = sessions()
+        load.set(self.wid, mine)
+        best, fewest = None, mine - max(2, int(mine * LOAD_SLACK))
+        for wid in peers():
+            count = load.get(wid)
+            if 0 <= count < fewest:
+                best, fewest = wid, count
+        if best is not None:
+            load.set(best, fewest + 1)  # until it says so itself: the next one may go elsewhere
+            self.stats.balanced += 1
+        return best
 
     def owner(self, sid: str) -> str | None:
         """The id of the worker holding ``sid`` when it is another one, else None."""
@@ -246,13 +364,7 @@ class HandoffRouter:
         if sock is None or link is None:
             finished(False)
             return
-        try:
-            fd = os.dup(sock.fileno())
-        except OSError as exc:  # out of descriptors
-            logger.warning("cannot hand a connection over: %s", exc)
-            finished(False)
-            return
-        link.send(_Pending(fd, _messages(data), finished))
+        link.send(sock.fileno(), _messages(data), finished)
 
     def _link(self, wid: str) -> _Link | None:
         link = self._links.get(wid)

@@ -88,6 +88,11 @@ class Handoff(Protocol):
         """The process holding session ``sid`` when it is another one; None: answer here."""
         ...
 
+    def balance(self) -> object | None:
+        """Where a new session should go when this process holds more than its share (a
+        handshake is then handed over like the requests of another's session); None: here."""
+        ...
+
     def hand_over(
         self,
         owner: object,
@@ -336,6 +341,7 @@ class HTTPProtocol(asyncio.Protocol):
         self._arm(self._ctx.limits.header_timeout)
         if self._initial:
             initial, self._initial = self._initial, b""
+            self._local_once = True  # handed to us: its first request is ours, whatever it is
             self.data_received(initial)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -447,13 +453,15 @@ class HTTPProtocol(asyncio.Protocol):
         raw, self._raw = self._raw, None
         handoff = self._ctx.handoff
         if handoff is not None:
-            owner = self._owner(handoff, parser)
-            if owner is not None and raw is not None and not self._queue and not self._local_once:
-                # Nothing owed on this connection: it goes to the owner as it is. (A request
-                # behind others, or pipelined mid-chunk, is answered here: Session ID unknown.)
-                self._handover = (owner, raw)
-                raise _HandOver
-            self._local_once = False
+            if self._local_once:
+                self._local_once = False
+            elif raw is not None and not self._queue:
+                # Nothing owed on this connection: it may go to another worker as it is. (A
+                # request behind others, or pipelined mid-chunk, is answered here.)
+                owner = self._owner(handoff, parser)
+                if owner is not None:
+                    self._handover = (owner, raw)
+                    raise _HandOver
         if self._headers.get("expect", "").lower() == "100-continue" and not self._queue:
             self._write(_CONTINUE)
         self._arm(self._ctx.limits.body_timeout)
@@ -467,15 +475,25 @@ class HTTPProtocol(asyncio.Protocol):
         url = b"".join(self._url)
         at = url.find(b"sid=")
         if at <= 0 or url[at - 1] not in b"?&":
-            return None  # a handshake, or not the engine's
+            # a handshake (or not the engine's): here, unless others hold fewer sessions
+            if parser.get_method() != b"GET" or not self._ctx.is_engine_path(
+                url[: url.find(b"?")].decode("latin-1") if b"?" in url else url.decode("latin-1")
+            ):
+                return None
+            return handoff.balance()
         end = url.find(b"&", at)
-        if handoff.owner(url[at + 4 : end if end >= 0 else None].decode("latin-1")) is None:
+        raw = url[at + 4 : end if end >= 0 else None]
+        owner = handoff.owner(raw.decode("latin-1"))
+        if owner is None:
             return None  # ours (the common case, decided without parsing the whole URL)
-        request = self._build_request("GET")
-        sid = request.query.get("sid")
-        if not sid or not self._ctx.is_engine_path(request.path):
-            return None
-        return handoff.owner(sid)
+        if b"%" in url or b"+" in url or url.find(b"sid=", at + 4) >= 0:
+            # an escape or a second sid: decide on the URL as the engine will read it
+            request = self._build_request("GET")
+            sid = request.query.get("sid")
+            if not sid or not self._ctx.is_engine_path(request.path):
+                return None
+            return handoff.owner(sid)
+        return owner if self._ctx.is_engine_path(url[: url.find(b"?")].decode("latin-1")) else None
 
     def _hand_over(self, owner: object, raw: list[bytes]) -> None:
         handoff = self._ctx.handoff

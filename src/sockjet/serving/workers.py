@@ -58,6 +58,7 @@ from sockjet.serving.handoff import (
     HandoffListener,
     HandoffRouter,
     HandoffStats,
+    LoadTable,
     handoff_path,
     listen_handoff,
 )
@@ -83,6 +84,9 @@ logger = logging.getLogger("sockjet.workers")
 
 ENV: Final = "SOCKJET_WORKER"
 """The environment variable that makes a ``sockjet`` command a worker (its configuration)."""
+LOAD_INTERVAL: Final = 0.25
+"""Seconds between two updates of a worker's entry in the load table (it also writes it at
+every handshake), and of its list of the other workers."""
 ORPHAN_TIMEOUT: Final = 30.0
 """Seconds a worker whose supervisor is gone may take to drain before it exits anyway."""
 BACKLOG: Final = 2048
@@ -120,15 +124,21 @@ def check_platform() -> None:
         raise RuntimeError("--workers needs Linux (file descriptors passed over Unix sockets)")
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """The listening socket every worker accepts from (the first address ``host`` has)."""
+def bind(host: str, port: int, *, reuse_port: bool = False, listen: bool = True) -> socket.socket:
+    """The listening socket every worker accepts from (the first address ``host`` has).
+
+    ``reuse_port``: with ``SO_REUSEPORT`` (one such socket per worker; the supervisor binds
+    one that does not listen, to hold the port)."""
     infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     family, kind, proto, _, address = infos[0]
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
-        sock.listen(BACKLOG)
+        if listen:
+            sock.listen(BACKLOG)
     except OSError:
         sock.close()
         raise
@@ -199,7 +209,17 @@ class WorkerRuntime:
     def __init__(self, config: WorkerConfig) -> None:
         self.config = config
         self.wid = config.wid
-        self.router = HandoffRouter(config.wid, config.run_dir)
+        load_path = os.path.join(config.run_dir, "load")
+        self._load = LoadTable(load_path) if os.path.exists(load_path) else None
+        self._engine: Any = None
+        self._peer_ids: list[str] = list(config.peers)
+        self.router = HandoffRouter(
+            config.wid,
+            config.run_dir,
+            load=self._load,
+            sessions=self._sessions,
+            peers=lambda: self._peer_ids,
+        )
         self._bus: LocalBus | None = None
         self._stop: asyncio.Event | None = None
         self._signals = 0
@@ -222,10 +242,25 @@ class WorkerRuntime:
 
         return local_bus_adapter(self.local_bus())
 
+    def _sessions(self) -> int:
+        engine = self._engine
+        return 0 if engine is None else int(engine.clients_count)
+
+    def _refresh(self) -> None:
+        """Publish this worker's load; list the others (their handoff sockets)."""
+        self.router.publish_load()
+        with contextlib.suppress(OSError):
+            self._peer_ids = [
+                name[2:-5]
+                for name in os.listdir(self.config.run_dir)
+                if name.startswith("h-") and name.endswith(".sock") and name[2:-5] != self.wid
+            ]
+
     def prepare(self, io: Any) -> None:
         """Make the sids of ``io`` (a :class:`sockjet.Server`) name this worker, and give it
         the local bus unless it has a cluster adapter of its own."""
         io.engine.sid_prefix = self.wid
+        self._engine = io.engine
         replace = getattr(io, "_use_adapter_if_default", None)
         if replace is not None and not replace(self.local_adapter()):
             adapter = io.sockets.adapter
@@ -270,9 +305,17 @@ class WorkerRuntime:
             if bus is not None:
                 async with asyncio.timeout(10):
                     await bus.wait_subscribed(())
+            self.router.serving = True
+            self._refresh()
+            refreshing = loop.create_task(self._keep_refreshing())
             _send(control, {"event": "ready", "pid": os.getpid()})
             logger.info("worker %s (pid %d) serving", self.wid, os.getpid())
-            await stop.wait()
+            try:
+                await stop.wait()
+            finally:
+                refreshing.cancel()
+                self.router.serving = False  # no new session comes here from the others
+                self.router.publish_load()
             logger.info("worker %s draining", self.wid)
             await server.stop_accepting()  # the other workers accept from now on
             await io.close()
@@ -301,6 +344,11 @@ class WorkerRuntime:
                 _send(control, {"event": "stats", **self.stats()})
                 control.close()
         return code
+
+    async def _keep_refreshing(self) -> None:
+        while True:
+            await asyncio.sleep(LOAD_INTERVAL)
+            self._refresh()
 
     def _on_signal(self, signum: int) -> None:
         if signum in (signal.SIGHUP, signal.SIGUSR1):
@@ -452,10 +500,12 @@ class Supervisor:
         say: Callable[[str], None] = lambda text: print(text, flush=True),
         start_timeout: float = START_TIMEOUT,
         stop_timeout: float = STOP_TIMEOUT,
+        reuse_port: bool = False,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
         self.sock = sock
+        self.reuse_port = reuse_port
         self.spawn = spawn
         self.workers = workers
         self.announce = announce
@@ -463,6 +513,7 @@ class Supervisor:
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         self.run_dir = tempfile.mkdtemp(prefix="sockjet-")
+        self.load = LoadTable.create(os.path.join(self.run_dir, "load"))
         self.live: dict[str, _Worker] = {}
         self.finished: list[_Worker] = []
         self._selector = selectors.DefaultSelector()
@@ -503,10 +554,14 @@ class Supervisor:
         bus = listen_bus(bus_path(run_dir, wid))
         mine, theirs = socket.socketpair()
         alive_r, alive_w = os.pipe()
+        listen = self.sock
+        if self.reuse_port:
+            host, port = self.sock.getsockname()[:2]
+            listen = bind(host, port, reuse_port=True)
         config = WorkerConfig(
             wid=wid,
             run_dir=run_dir,
-            listen_fd=self.sock.fileno(),
+            listen_fd=listen.fileno(),
             handoff_fd=handoff.fileno(),
             bus_fd=bus.fileno(),
             control_fd=theirs.fileno(),
@@ -527,6 +582,9 @@ class Supervisor:
             bus.close()
             theirs.close()
             os.close(alive_r)
+            if listen is not self.sock:
+                listen.close()  # the worker's: a socket of the group that nobody accepts from
+                # would take its share of the connections
         mine.setblocking(False)
         worker = _Worker(wid, slot, pid, mine, alive_w, time.monotonic())
         self.live[wid] = worker
@@ -545,6 +603,7 @@ class Supervisor:
 
     def _reaped(self, worker: _Worker, status: int) -> None:
         self.live.pop(worker.wid, None)
+        self.load.set(worker.wid, -1)  # killed, it could not say so itself
         self.finished.append(worker)
         with contextlib.suppress(KeyError, ValueError):
             self._selector.unregister(worker.control)
@@ -648,7 +707,8 @@ class Supervisor:
             stats = worker.stats
             parts.append(
                 f"{worker.wid} sent={stats.get('sent', 0)} adopted={stats.get('adopted', 0)} "
-                f"failed={stats.get('failed', 0)}"
+                f"failed={stats.get('failed', 0)} balanced={stats.get('balanced', 0)} "
+                f"sessions={self.load.get(worker.wid)}"
             )
         totals = self.totals()
         self.say(
@@ -788,6 +848,7 @@ class Supervisor:
             self._selector.close()
             self._wakeup_r.close()
             self._wakeup_w.close()
+            self.load.close()
             shutil.rmtree(self.run_dir, ignore_errors=True)
         if self._failed_start:
             return 1
@@ -850,7 +911,7 @@ class Supervisor:
         """The handoffs of every worker that reported (on exit)."""
         total = HandoffStats()
         for worker in [*self.finished, *self.live.values()]:
-            for name in ("sent", "failed", "adopted", "refused"):
+            for name in ("sent", "failed", "adopted", "refused", "balanced"):
                 setattr(total, name, getattr(total, name) + int(worker.stats.get(name, 0)))
         return total
 
@@ -862,7 +923,8 @@ def summary(supervisor: Supervisor) -> str:
     return (
         f"{len(supervisor.finished)} worker processes ran, {reported} reported: "
         f"{totals.sent} connections handed over to the worker holding their session "
-        f"({totals.adopted} adopted, {totals.failed} answered where they landed)"
+        f"({totals.adopted} adopted, {totals.failed} answered where they landed; "
+        f"{totals.balanced} of them new sessions sent to a worker holding fewer)"
     )
 
 
@@ -879,7 +941,8 @@ def run_workers(
     ``spawn``, ``say`` a summary when they stopped; returns the exit code. ``announce`` gets the
     URL once every worker serves. Raises OSError when the address cannot be bound."""
     check_platform()
-    sock = bind(host, port)
+    reuse_port = os.environ.get("SOCKJET_REUSE_PORT") == "1"  # for measurements (see docs)
+    sock = bind(host, port, reuse_port=reuse_port, listen=not reuse_port)
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{bound}"
@@ -890,6 +953,7 @@ def run_workers(
             workers,
             announce=None if announce is None else lambda: announce(url),
             say=say,
+            reuse_port=reuse_port,
         )
         code = supervisor.run()
     finally:

@@ -22,6 +22,7 @@ from sockjet.serving.handoff import (
     PART,
     HandoffListener,
     HandoffRouter,
+    LoadTable,
     handoff_path,
     listen_handoff,
 )
@@ -52,7 +53,9 @@ class Worker:
 
 
 @contextlib.asynccontextmanager
-async def worker(run_dir: Path, wid: str) -> AsyncIterator[Worker]:
+async def worker(
+    run_dir: Path, wid: str, load: LoadTable | None = None, peers: tuple[str, ...] = ()
+) -> AsyncIterator[Worker]:
     io = Server(ping_interval=30, ping_timeout=30)
 
     @io.on("echo")
@@ -60,7 +63,14 @@ async def worker(run_dir: Path, wid: str) -> AsyncIterator[Worker]:
         return (wid, *args)
 
     io.engine.sid_prefix = wid
-    router = HandoffRouter(wid, run_dir)
+    router = HandoffRouter(
+        wid,
+        run_dir,
+        load=load,
+        sessions=lambda: io.engine.clients_count,
+        peers=lambda: list(peers),
+    )
+    router.serving = True
     listener_sock = listen_handoff(handoff_path(run_dir, wid))
     server = await io.serve("127.0.0.1", 0, handoff=router)
     listener = HandoffListener(listener_sock, server.adopt, router.stats)
@@ -205,5 +215,42 @@ def test_a_large_head_travels_in_several_messages(tmp_path: Path) -> None:
             finally:
                 writer.close()
             assert b.router.stats.sent == 1 and a.router.stats.adopted == 1
+
+    asyncio.run(scenario())
+
+
+def test_new_sessions_go_to_the_worker_holding_the_fewest(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        load = LoadTable.create(tmp_path / "load")
+        async with (
+            worker(tmp_path, "AA", load, ("BB",)) as a,
+            worker(tmp_path, "BB", load, ("AA",)) as b,
+        ):
+            assert load.get("AA") == load.get("BB") == -1  # not published yet
+            for _ in range(3):  # nobody else serves: A keeps them
+                async with client(a.port) as c:
+                    assert (await handshake(c)).startswith("AA")
+            b.router.publish_load()
+            assert load.get("BB") == 0
+            async with client(a.port) as c:  # 3 here, 0 there: over the slack of 2
+                assert (await handshake(c)).startswith("BB")
+            assert load.get("AA") == 3 and load.get("BB") == 1
+            async with client(a.port) as c:  # 3 and 1: within it
+                assert (await handshake(c)).startswith("AA")
+            async with client(b.port) as c:  # B holds fewer: its own
+                assert (await handshake(c)).startswith("BB")
+            # a handshake over WebSocket is balanced too, and a draining worker takes none
+            ws_path = "/socket.io/?EIO=4&transport=websocket"
+            async with client(a.port) as c:
+                c.send(upgrade_request(ws_path))
+                assert (await c.response()).status == 101
+                assert b'"sid":"BB' in (await c.frame())[2]
+            b.router.serving = False
+            b.router.publish_load()
+            assert load.get("BB") == -1
+            async with client(a.port) as c:
+                assert (await handshake(c)).startswith("AA")
+            assert (a.router.stats.balanced, b.router.stats.adopted) == (2, 2)
+        load.close()
 
     asyncio.run(scenario())
