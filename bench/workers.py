@@ -372,7 +372,8 @@ def _run_one(
 ) -> dict[str, float]:
     import uvloop
 
-    run = Running(impl, workers, load == "polling", placement)
+    pinned = placement if not getattr(args, "no_pin", False) else "spread"
+    run = Running(impl, workers, load == "polling", pinned)
     try:
         probe = run.wait_ready()
         return uvloop.run(asyncio.wait_for(_measure(load, run, probe, args), args.timeout))
@@ -497,6 +498,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny counts")
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results/")
+    parser.add_argument(
+        "--no-pin", action="store_true", help="pin nothing (placements then only differ by name)"
+    )
 
 
 def _counts(text: str) -> list[int]:
@@ -509,7 +513,8 @@ def _counts(text: str) -> list[int]:
 def main(args: argparse.Namespace) -> int:
     raise_nofile()
     keep_heap()
-    _pin(GENERATOR_CORE)
+    if not args.no_pin:
+        _pin(GENERATOR_CORE)
     impls = [IMPLEMENTATIONS[name.strip()] for name in args.servers.split(",") if name.strip()]
     counts = _counts(args.workers)
     placements = [p.strip() for p in args.placements.split(",") if p.strip()]
