@@ -8,7 +8,7 @@ against its one port:
   (Node: by its primary, round robin); one drives ``bcast`` events, keeping ``--window``
   broadcasts in flight; every worker delivers to its own clients what the driver's worker
   published (through the local bus; Node: relayed by the primary over IPC);
-* ``bus``: the fan-out with ``--bus-clients`` clients (8) and ``--bus-window`` broadcasts in
+* ``bus``: the fan-out with ``--bus-clients`` clients (20) and ``--bus-window`` broadcasts in
   flight (64): deliveries are few, so the CPU per broadcast is mostly what a broadcast costs
   beyond its deliveries, and its growth from 1 to 2 workers is what one more worker costs
   (sending it the broadcast, its reading and decoding it);
@@ -489,7 +489,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=int, default=1, help="rounds (%(default)s)")
     parser.add_argument("--clients", type=int, default=1000, help="fan-out WebSocket clients")
     parser.add_argument("--window", type=int, default=8, help="fan-out broadcasts in flight")
-    parser.add_argument("--bus-clients", type=int, default=8, help="clients of the bus load")
+    parser.add_argument(
+        "--bus-clients", type=int, default=20, help="clients of the bus load (10 sample latency)"
+    )
     parser.add_argument("--bus-window", type=int, default=64, help="its broadcasts in flight")
     parser.add_argument("--echo-clients", type=int, default=50)
     parser.add_argument("--inflight", type=int, default=16, help="echo acks in flight per client")
@@ -521,7 +523,7 @@ def main(args: argparse.Namespace) -> int:
     loads = [load.strip() for load in args.loads.split(",") if load.strip()]
     if args.quick:
         args.clients, args.echo_clients, args.pollers, args.duration = 20, 5, 4, 0.3
-        args.bus_clients, args.bus_window = 4, 8
+        args.bus_clients, args.bus_window = 20, 8
     raw: dict[str, list[dict[str, float]]] = {}
     errors: dict[str, list[str]] = {}
     for round_index in range(args.rounds):
