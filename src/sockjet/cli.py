@@ -18,9 +18,12 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from sockjet import __version__
+
+if TYPE_CHECKING:
+    from sockjet.serving.workers import WorkerRuntime
 
 __all__ = ["COMMANDS", "CLIError", "build_parser", "load_target", "main", "serve_until"]
 
@@ -73,6 +76,7 @@ def add_serve_command(subparsers: Subparsers) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (%(default)s)")
     parser.add_argument("--port", type=int, default=5000, help="port to bind; 0 picks a free one")
     _add_process_options(parser)
+    _add_workers_option(parser)
     parser.add_argument(
         "--static", metavar="DIR", help="also serve the files of DIR (index.html for /)"
     )
@@ -97,10 +101,13 @@ def _enable_metrics(io: Any) -> None:
 
 def run_serve(args: argparse.Namespace) -> int:
     """Load the target, then serve it until a signal asks to stop."""
-    _configure_logging(args.log_level)
+    worker = _worker()
+    _configure_logging(args.log_level, worker)
     if args.static is not None and not os.path.isdir(args.static):
         raise CLIError(f"--static {args.static!r} is not a directory")
     loop_factory = _loop_factory(args.loop)
+    if worker is None and args.workers > 1:
+        return _supervise(args, args.target)
     target = load_target(args.target)
     if not callable(getattr(target, "serve", None)) or not callable(getattr(target, "close", None)):
         raise CLIError(f"{args.target} is {type(target).__name__}, not a sockjet.Server")
@@ -110,6 +117,9 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.metrics:
         _enable_metrics(target)
     with asyncio.Runner(loop_factory=loop_factory) as runner:
+        if worker is not None:
+            worker.prepare(target)
+            return runner.run(worker.serve(target, args.host, args.port, options))
         return runner.run(_serve_with_signals(target, args.target, args.host, args.port, options))
 
 
@@ -196,10 +206,67 @@ def _add_process_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _configure_logging(level: str) -> None:
-    """Log to stderr from ``level`` (a ``--log-level`` choice) up."""
+def _add_workers_option(parser: argparse.ArgumentParser) -> None:
+    """``--workers``, for the commands that can run several worker processes."""
+    parser.add_argument(
+        "--workers",
+        metavar="N",
+        type=_workers,
+        default=1,
+        help=(
+            "worker processes sharing the port, no sticky sessions needed (Linux): a number, "
+            "or auto for one per core (%(default)s: this process serves)"
+        ),
+    )
+
+
+def _workers(text: str) -> int:
+    from sockjet.serving.workers import parse_workers
+
+    try:
+        return parse_workers(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _worker() -> WorkerRuntime | None:
+    """The worker runtime when a supervisor started this process, else None."""
+    if "SOCKJET_WORKER" not in os.environ:
+        return None
+    from sockjet.serving.workers import worker_from_env
+
+    return worker_from_env()
+
+
+def _supervise(args: argparse.Namespace, name: str) -> int:
+    """Run this very command line in ``args.workers`` worker processes, under a supervisor."""
+    from sockjet.serving.workers import check_platform, exec_spawner, run_workers
+
+    try:
+        check_platform()
+    except RuntimeError as exc:
+        raise CLIError(str(exc)) from None
+    workers = args.workers
+
+    def announce(url: str) -> None:
+        print(
+            f"sockjet: serving {name} on {url} with {workers} workers (Ctrl+C to quit)",
+            flush=True,
+        )
+
+    try:
+        return run_workers(
+            args.host, args.port, workers, exec_spawner(args.argv), announce=announce
+        )
+    except OSError as exc:
+        raise CLIError(f"cannot listen on {args.host}:{args.port}: {exc}", EXIT_FAILURE) from exc
+
+
+def _configure_logging(level: str, worker: WorkerRuntime | None = None) -> None:
+    """Log to stderr from ``level`` (a ``--log-level`` choice) up; a worker names itself."""
+    who = "" if worker is None else f" [worker {worker.wid}]"
     logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=level.upper(), format=f"%(asctime)s %(levelname)s{who} %(name)s: %(message)s"
     )
 
 
@@ -339,19 +406,27 @@ def add_chat_command(subparsers: Subparsers) -> None:
     )
     _add_metrics_option(parser)
     _add_process_options(parser)
+    _add_workers_option(parser)
     parser.set_defaults(run=run_chat)
 
 
 def run_chat(args: argparse.Namespace) -> int:
     """Build the chat from the options and serve it until a signal asks to stop."""
-    _configure_logging(args.log_level)
+    worker = _worker()
+    _configure_logging(args.log_level, worker)
     from sockjet.chat.service import ChatService, find_web_dir
     from sockjet.chat.store import StoreError
 
     if args.web is not None and not os.path.isfile(os.path.join(args.web, "index.html")):
         raise CLIError(f"--web {args.web!r} has no index.html (build the front end first)")
     loop_factory = _loop_factory(args.loop)
+    if worker is None and args.workers > 1:
+        if args.redis:
+            _redis_adapter(args.redis)  # a bad URL or no redis package: say so once, here
+        return _supervise(args, "the chat")
     adapter = _redis_adapter(args.redis) if args.redis else None
+    if worker is not None and adapter is None:
+        adapter = worker.local_adapter()
     try:
         service = ChatService(
             database_url=args.database,
@@ -364,6 +439,9 @@ def run_chat(args: argparse.Namespace) -> int:
         if args.metrics:
             _enable_metrics(service.io)
         with asyncio.Runner(loop_factory=loop_factory) as runner:
+            if worker is not None:
+                worker.prepare(service.io)
+                return runner.run(worker.serve(service, args.host, args.port))
             return runner.run(_serve_with_signals(service, "the chat", args.host, args.port, {}))
     except StoreError as exc:
         raise CLIError(str(exc), EXIT_FAILURE) from None
@@ -373,8 +451,10 @@ def _redis_adapter(url: str) -> Any:
     """The Redis adapter factory, imported only when asked for (it needs the redis package)."""
     try:
         module = importlib.import_module("sockjet.adapters.redis")
+        factory = module.redis_adapter  # imports redis-py, the package it needs
+        return factory(url)
     except ModuleNotFoundError as exc:
-        if exc.name == "redis":
+        if (exc.name or "").split(".")[0] == "redis":
             raise CLIError(
                 "--redis needs the redis package: pip install 'sockjet[redis]'"
             ) from None
@@ -383,8 +463,6 @@ def _redis_adapter(url: str) -> Any:
                 "--redis: this version of sockjet has no Redis adapter (sockjet.adapters.redis)"
             ) from None
         raise
-    try:
-        return module.redis_adapter(url)
     except ValueError as exc:
         raise CLIError(f"--redis {url!r}: {exc}") from None
 
@@ -410,6 +488,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (the console script exits with it)."""
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what --workers runs again
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         return run(args)

@@ -30,6 +30,7 @@ while Redis is unreachable; requests to other servers time out after ``request_t
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import time
 import weakref
@@ -38,12 +39,8 @@ from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-
+from sockjet.adapters.bus import Bus, SubscriptionKey
 from sockjet.adapters.memory import MemoryAdapter
-from sockjet.adapters.redis_bus import RedisBus, SubscriptionKey
 from sockjet.adapters.redis_codec import (
     ClusterRequest,
     ClusterResponse,
@@ -79,6 +76,8 @@ from sockjet.server.socket import Socket
 from sockjet.server.targets import BroadcastOptions, Room, SocketId
 
 if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
     from sockjet.server.server import Server
 
 __all__ = [
@@ -110,7 +109,7 @@ class RedisAdapter(MemoryAdapter):
         self.protocol: RedisProtocol = factory._protocol(nsp.name, self.uid)
         self._factory = factory
         self._max_message_size = factory.max_message_size
-        self._bus: RedisBus | None = None
+        self._bus: Bus | None = None
         self._closed = False
         self._subscriptions = self.protocol.subscriptions()
         self._requests: dict[str, Gather] = {}
@@ -138,7 +137,7 @@ class RedisAdapter(MemoryAdapter):
         for key, role in self._subscriptions.items():
             bus.subscribe(key, partial(self._on_message, role))
 
-    def _live(self) -> RedisBus | None:
+    def _live(self) -> Bus | None:
         """The bus, started now if the server has not started its adapters yet (e.g. an ASGI
         app emitting before its first client): every emit from a running loop is published."""
         bus = self._bus
@@ -570,8 +569,8 @@ class RedisAdapterFactory:
         self.max_message_size = max_message_size
         self.reconnect_max_delay = reconnect_max_delay
         self.health_interval = health_interval
-        self._buses: weakref.WeakKeyDictionary[Server, RedisBus] = weakref.WeakKeyDictionary()
-        self._members: dict[RedisBus, set[RedisAdapter]] = {}
+        self._buses: weakref.WeakKeyDictionary[Server, Bus] = weakref.WeakKeyDictionary()
+        self._members: dict[Bus, set[RedisAdapter]] = {}
 
     def __call__(self, nsp: Namespace) -> RedisAdapter:
         if self.sharded:
@@ -586,6 +585,12 @@ class RedisAdapterFactory:
         )
 
     def _client(self) -> tuple[Redis, bool]:
+        # redis-py is imported here, not with the module: the adapter also runs over the
+        # workers' local bus (sockjet.adapters.local_bus), which needs no redis package.
+        from redis.asyncio import Redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
         if not isinstance(self.redis, str):
             return self.redis, False
         timeout = self.request_timeout
@@ -598,27 +603,33 @@ class RedisAdapterFactory:
         )
         return client, True
 
-    def _attach(self, adapter: RedisAdapter) -> RedisBus:
+    def _open_bus(self) -> Bus:
+        """The bus of a server that has none yet: a RedisBus (one subscriber connection)."""
+        from sockjet.adapters.redis_bus import RedisBus
+
+        client, owned = self._client()
+        return RedisBus(
+            client,
+            owns_client=owned,
+            sharded=self.sharded,
+            request_timeout=self.request_timeout,
+            max_queued=self.max_queued_messages,
+            max_delay=self.reconnect_max_delay,
+            health_interval=self.health_interval,
+            max_message_size=self.max_message_size,
+        )
+
+    def _attach(self, adapter: RedisAdapter) -> Bus:
         server = adapter.nsp.server
         bus = self._buses.get(server)
         if bus is None:
-            client, owned = self._client()
-            bus = RedisBus(
-                client,
-                owns_client=owned,
-                sharded=self.sharded,
-                request_timeout=self.request_timeout,
-                max_queued=self.max_queued_messages,
-                max_delay=self.reconnect_max_delay,
-                health_interval=self.health_interval,
-                max_message_size=self.max_message_size,
-            )
+            bus = self._open_bus()
             self._buses[server] = bus
             self._members[bus] = set()
         self._members[bus].add(adapter)
         return bus
 
-    async def _detach(self, adapter: RedisAdapter, bus: RedisBus) -> None:
+    async def _detach(self, adapter: RedisAdapter, bus: Bus) -> None:
         members = self._members.get(bus)
         if members is None:
             return
@@ -661,6 +672,8 @@ def redis_adapter(
     subscriber reconnects with exponential backoff up to ``reconnect_max_delay`` seconds and
     PINGs a connection silent for ``health_interval`` seconds.
     """
+    if isinstance(redis, str):
+        importlib.import_module("redis.asyncio")  # without redis-py, fail now, not when serving
     return RedisAdapterFactory(
         redis,
         key=key,

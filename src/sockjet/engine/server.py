@@ -177,6 +177,10 @@ class EngineServer:
         self._closed = False
         self._drained: asyncio.Future[None] | None = None
         """Set once every session is gone while :meth:`close` waits for them."""
+        self.sid_prefix = ""
+        """What every new sid starts with: a worker of ``--workers`` names itself there (see
+        :mod:`sockjet.serving.handoff`). Sids keep their length and alphabet (20 characters of
+        base64url), the prefix replacing random ones."""
 
     # -- introspection --------------------------------------------------------------------------
 
@@ -375,9 +379,9 @@ class EngineServer:
         """A new session: OPEN packet queued first, then ``on_connection``. None if it failed."""
         loop = asyncio.get_running_loop()
         sessions = self._sessions
-        sid = secrets.token_urlsafe(15)
-        while sid in sessions:  # pragma: no cover - 120 random bits
-            sid = secrets.token_urlsafe(15)
+        sid = self._new_sid()
+        while sid in sessions:  # pragma: no cover - over 100 random bits
+            sid = self._new_sid()
         upgradable = conn is None and self._upgradable
         machine = SessionMachine(
             loop.time(),
@@ -423,6 +427,10 @@ class EngineServer:
         if opened:
             call_hooks(opened, session)
         return session
+
+    def _new_sid(self) -> str:
+        prefix = self.sid_prefix
+        return prefix + secrets.token_urlsafe(15)[len(prefix) :]
 
     def _forget(self, session: Session) -> None:
         self._sessions.pop(session.sid, None)

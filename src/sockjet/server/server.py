@@ -60,6 +60,7 @@ _DEFAULT_ADAPTER: Final = ("sockjet.adapters.memory", "MemoryAdapter")
 _NATIVE_SERVING: Final = "sockjet.serving.native"
 _ADMIN: Final = "sockjet.observe.admin"
 _METRICS: Final = "sockjet.observe.metrics"
+_WORKERS: Final = "sockjet.serving.workers"
 
 Endpoint = Callable[[HTTPRequest], Awaitable[HTTPResponse]]
 """An extra HTTP endpoint of the server: ``async fn(request) -> response``."""
@@ -480,6 +481,25 @@ class Server:
                 return
         self._start_adapter(adapter)
 
+    def _use_adapter_if_default(self, factory: AdapterFactory) -> bool:
+        """Give every namespace ``factory``'s adapter instead of the default memory adapter,
+        before the adapters start (a worker of ``--workers`` joins its local bus). False, and
+        nothing changes, when the server has an adapter of its own or has started."""
+        if (
+            self._adapter_factory is not _default_adapter_factory()
+            or self._adapters_waiting is None
+        ):
+            return False
+        self._adapter_factory = factory
+        replaced: dict[int, Adapter] = {}
+        for nsp in self._nsps.values():
+            old = nsp.adapter
+            nsp.adapter = factory(nsp)
+            nsp._recovery = nsp.adapter.recovery
+            replaced[id(old)] = nsp.adapter
+        self._adapters_waiting = [replaced.get(id(a), a) for a in self._adapters_waiting]
+        return True
+
     def start(self) -> None:
         """Start the adapters (e.g. the Redis adapter subscribes). :meth:`serve` calls it, and
         so does :class:`~sockjet.ASGIApp` at lifespan startup; otherwise they start with the
@@ -700,10 +720,38 @@ class Server:
         running: RunningServer = await native.serve(self.engine, host, port, **options)
         return running
 
-    def run(self, host: str = "127.0.0.1", port: int = 5000, **options: Any) -> None:
+    def run(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 5000,
+        *,
+        workers: int | str = 1,
+        **options: Any,
+    ) -> None:
         """Serve until SIGINT (Ctrl-C) or SIGTERM, then shut down gracefully: every socket
         disconnects with "server shutting down" before the listener closes. Uses uvloop when
-        installed. ``options`` are those of :meth:`serve`."""
+        installed. ``options`` are those of :meth:`serve`.
+
+        ``workers`` (a number, or ``"auto"`` for one per core): serve from that many processes
+        forked from this one, on one port, with no sticky sessions needed (Linux; see
+        :mod:`sockjet.serving.workers` and docs/deployment.md). Without a cluster adapter of
+        its own, the server's workers share rooms and broadcasts over a local bus. TLS must
+        then be terminated in front: ``ssl`` is refused. Raises SystemExit(1) when the workers
+        could not start or were forced to stop."""
+        if workers != 1:
+            module = importlib.import_module(_WORKERS)
+            count: int = module.parse_workers(str(workers))
+            if count > 1:
+                if options.get("ssl") is not None:
+                    raise ValueError(
+                        "TLS cannot be handed over between workers: terminate it in front "
+                        "(nginx...) or run one worker"
+                    )
+                module.check_platform()
+                code: int = module.serve_forked(self, host, port, count, options)
+                if code:
+                    raise SystemExit(code)
+                return
 
         async def main() -> None:
             stop = asyncio.Event()

@@ -8,6 +8,11 @@ the engine then knows it is in flight, and may answer it (a session that died) b
 complete, in which case the connection closes after the answer. Every limit refuses with an answer (400, 408, 413, 414,
 431) written after the responses already owed, then closes. A request with ``Upgrade:
 websocket`` switches the transport to a :class:`~sockjet.serving.websocket.WebSocketProtocol`.
+
+With ``--workers`` (:attr:`ServerContext.handoff`), a polling GET/POST or an upgrade whose ``sid``
+names another worker is not answered here: once its headers are in, the connection itself (its
+socket and every byte read from this request on) goes to that worker, which feeds them to a
+fresh :class:`HTTPProtocol` (``initial``). See :mod:`sockjet.serving.handoff`.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import asyncio
 import binascii
 import logging
 from collections import deque
+from functools import partial
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Final, Protocol, cast
 from urllib.parse import parse_qsl, unquote
@@ -34,7 +40,7 @@ if TYPE_CHECKING:
     from sockjet.serving.limits import NativeLimits
     from sockjet.serving.static import StaticFiles
 
-__all__ = ["Engine", "HTTPProtocol", "ServerContext", "encode_response"]
+__all__ = ["Engine", "HTTPProtocol", "Handoff", "ServerContext", "encode_response"]
 
 _SHARED_QUERY: Final = frozenset({"EIO", "transport"})
 
@@ -77,6 +83,33 @@ class Engine(Protocol):
         ...
 
 
+class Handoff(Protocol):
+    """Where the requests of sessions that live in another process go (``--workers``; the
+    implementation is :class:`sockjet.serving.handoff.HandoffRouter`)."""
+
+    def owner(self, sid: str) -> object | None:
+        """The process holding session ``sid`` when it is another one; None: answer here."""
+        ...
+
+    def balance(self) -> object | None:
+        """Where a new session should go when this process holds more than its share (a
+        handshake is then handed over like the requests of another's session); None: here."""
+        ...
+
+    def hand_over(
+        self,
+        owner: object,
+        transport: asyncio.Transport,
+        data: bytes,
+        done: Callable[[bool], None],
+    ) -> None:
+        """Pass the connection of ``transport`` (paused) and ``data`` (every byte read from it
+        from the current request on) to ``owner``, then call ``done(True)``: the caller then
+        closes its transport, which leaves the client's TCP connection open. ``done(False)``
+        when it cannot (the owner is gone): the request is answered here."""
+        ...
+
+
 class ServerContext:
     """What every connection of one server shares."""
 
@@ -90,6 +123,7 @@ class ServerContext:
         "engine_prefix",
         "fallback",
         "flusher",
+        "handoff",
         "limits",
         "secure",
         "static",
@@ -106,6 +140,7 @@ class ServerContext:
         fallback: Callable[[HTTPRequest], Awaitable[HTTPResponse]] | None = None,
         secure: bool = False,
         endpoints: Mapping[str, Callable[[HTTPRequest], Awaitable[HTTPResponse]]] | None = None,
+        handoff: Handoff | None = None,
     ) -> None:
         self.engine = engine
         self.endpoints = dict(endpoints or {})
@@ -114,6 +149,8 @@ class ServerContext:
         self.static = static
         self.fallback = fallback
         self.secure = secure
+        self.handoff = handoff
+        """Set in a worker of ``--workers``: see :class:`Handoff`."""
         prefix = engine.path if engine.path.endswith("/") else engine.path + "/"
         self.engine_prefix = prefix
         self.engine_exact = prefix.rstrip("/") or "/"
@@ -187,6 +224,10 @@ class _Refuse(Exception):
     """Raised inside a parser callback to stop parsing; the status is on the protocol."""
 
 
+class _HandOver(Exception):
+    """Raised inside a parser callback to stop parsing: the connection goes to another worker."""
+
+
 class _Item:
     """One request owed an answer, in arrival order."""
 
@@ -234,14 +275,19 @@ class HTTPProtocol(asyncio.Protocol):
         "_ctx",
         "_deadline",
         "_fed",
+        "_fresh",
+        "_handover",
         "_head_size",
         "_header_count",
         "_headers",
         "_http10",
+        "_initial",
         "_keep_alive",
+        "_local_once",
         "_parser",
         "_phase",
         "_queue",
+        "_raw",
         "_reading_paused",
         "_refusal",
         "_remote",
@@ -254,8 +300,11 @@ class HTTPProtocol(asyncio.Protocol):
         "_url_size",
     )
 
-    def __init__(self, ctx: ServerContext) -> None:
+    def __init__(self, ctx: ServerContext, initial: bytes = b"") -> None:
+        """``initial``: bytes read from the connection elsewhere (another worker handed it
+        over), parsed before anything the connection sends."""
         self._ctx = ctx
+        self._initial = initial
         self._transport: asyncio.Transport | None = None
         self._parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
         self._remote: tuple[str, int] | None = None
@@ -278,6 +327,12 @@ class HTTPProtocol(asyncio.Protocol):
         self._deadline: float | None = None  # when the current phase times out (loop time)
         self._reading_paused = False
         self._upgrade_tail: list[bytes] | None = None
+        # With a handoff: the chunks read since the current request began, while its head is
+        # arriving, when it began at the start of a chunk (else None: its start is unknown).
+        self._raw: list[bytes] | None = None
+        self._fresh = False  # the chunk being parsed began between two requests
+        self._handover: tuple[object, list[bytes]] | None = None
+        self._local_once = False  # answer the next request here (its owner is gone)
 
     # -- connection events ----------------------------------------------------------------
 
@@ -293,6 +348,10 @@ class HTTPProtocol(asyncio.Protocol):
             transport.close()
             return
         self._arm(self._ctx.limits.header_timeout)
+        if self._initial:
+            initial, self._initial = self._initial, b""
+            self._local_once = True  # handed to us: its first request is ours, whatever it is
+            self.data_received(initial)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
@@ -317,6 +376,12 @@ class HTTPProtocol(asyncio.Protocol):
             return
         if self._phase != _BODY:
             self._fed += len(data)
+        if self._ctx.handoff is not None:
+            self._fresh = self._phase == _IDLE
+            if self._fresh:
+                self._raw = [data]
+            elif self._phase == _HEAD and self._raw is not None:
+                self._raw.append(data)
         try:
             parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -326,6 +391,10 @@ class HTTPProtocol(asyncio.Protocol):
             self._pause_reading()
             return
         except httptools.HttpParserError:
+            handover, self._handover = self._handover, None
+            if handover is not None:
+                self._hand_over(*handover)
+                return
             self._refuse(*self._refusal)
             return
         if self._phase != _BODY and self._fed > self._ctx.limits.max_header_size:
@@ -340,6 +409,9 @@ class HTTPProtocol(asyncio.Protocol):
     # -- httptools callbacks --------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        if not self._fresh:
+            self._raw = None  # it began inside a chunk: where is unknown
+        self._fresh = False
         self._phase = _HEAD
         self._url = []
         self._url_size = 0
@@ -388,11 +460,75 @@ class HTTPProtocol(asyncio.Protocol):
         if length is not None and length.isdigit() and int(length) > self._ctx.engine.max_payload:
             self._refusal = (413, "Payload Too Large")
             raise _Refuse
+        raw, self._raw = self._raw, None
+        handoff = self._ctx.handoff
+        if handoff is not None:
+            if self._local_once:
+                self._local_once = False
+            elif raw is not None and not self._queue:
+                # Nothing owed on this connection: it may go to another worker as it is. (A
+                # request behind others, or pipelined mid-chunk, is answered here.)
+                owner = self._owner(handoff, parser)
+                if owner is not None:
+                    self._handover = (owner, raw)
+                    raise _HandOver
         if self._headers.get("expect", "").lower() == "100-continue" and not self._queue:
             self._write(_CONTINUE)
         self._arm(self._ctx.limits.body_timeout)
         if parser.get_method() == b"POST" and not parser.should_upgrade():
             self._stream_engine_post()
+
+    def _owner(self, handoff: Handoff, parser: httptools.HttpRequestParser) -> object | None:
+        """The other worker holding the session of this polling request or upgrade, if any."""
+        if parser.get_method() not in (b"GET", b"POST"):
+            return None
+        url = b"".join(self._url)
+        at = url.find(b"sid=")
+        if at <= 0 or url[at - 1] not in b"?&":
+            # a handshake (or not the engine's): here, unless others hold fewer sessions
+            if parser.get_method() != b"GET" or not self._ctx.is_engine_path(
+                url[: url.find(b"?")].decode("latin-1") if b"?" in url else url.decode("latin-1")
+            ):
+                return None
+            return handoff.balance()
+        end = url.find(b"&", at)
+        raw = url[at + 4 : end if end >= 0 else None]
+        owner = handoff.owner(raw.decode("latin-1"))
+        if owner is None:
+            return None  # ours (the common case, decided without parsing the whole URL)
+        if b"%" in url or b"+" in url or url.find(b"sid=", at + 4) >= 0:
+            # an escape or a second sid: decide on the URL as the engine will read it
+            request = self._build_request("GET")
+            sid = request.query.get("sid")
+            if not sid or not self._ctx.is_engine_path(request.path):
+                return None
+            return handoff.owner(sid)
+        return owner if self._ctx.is_engine_path(url[: url.find(b"?")].decode("latin-1")) else None
+
+    def _hand_over(self, owner: object, raw: list[bytes]) -> None:
+        handoff = self._ctx.handoff
+        transport = self._transport
+        assert handoff is not None and transport is not None
+        self._parser = None
+        self._cancel_timer()
+        self._pause_reading()
+        data = b"".join(raw)
+        handoff.hand_over(owner, transport, data, partial(self._handed_over, data))
+
+    def _handed_over(self, data: bytes, done: bool) -> None:
+        transport = self._transport
+        if transport is None:
+            return  # closed meanwhile (a server shutdown)
+        if done:
+            transport.abort()  # our descriptor only: the owner has the connection now
+            return
+        # The owner is gone, and its sessions with it: answer here, parsing from the start.
+        self._parser = httptools.HttpRequestParser(self)
+        self._phase = _IDLE
+        self._local_once = True
+        self._reading_paused = False
+        transport.resume_reading()
+        self.data_received(data)
 
     def _stream_engine_post(self) -> None:
         """Queue a POST to the engine now, its body to follow (see the module docstring)."""

@@ -19,7 +19,7 @@ import os
 import socket
 from typing import TYPE_CHECKING, Final
 
-from sockjet.serving.http import Engine, HTTPProtocol, ServerContext
+from sockjet.serving.http import Engine, Handoff, HTTPProtocol, ServerContext
 from sockjet.serving.limits import DEFAULT_LIMITS, NativeLimits
 from sockjet.serving.static import StaticFiles
 from sockjet.serving.websocket import Flusher
@@ -63,6 +63,20 @@ class NativeServer:
     def connections(self) -> int:
         """Open connections (HTTP and WebSocket)."""
         return len(self._ctx.connections)
+
+    async def stop_accepting(self) -> None:
+        """Accept no new connection, and go on serving the open ones (a worker of
+        ``--workers`` that drains: the other workers accept from the shared socket)."""
+        await stop_accepting(self._server.sockets)
+        self._server.close()
+
+    async def adopt(self, sock: socket.socket, data: bytes) -> None:
+        """Serve a connection accepted by another process (a worker handed it over, see
+        :mod:`sockjet.serving.handoff`) as if ``data`` had just been read from it."""
+        ctx = self._ctx
+        await asyncio.get_running_loop().connect_accepted_socket(
+            lambda: HTTPProtocol(ctx, data), sock
+        )
 
     async def close(self) -> None:
         """Stop accepting and close every connection (WebSockets with 1001). Idempotent."""
@@ -147,6 +161,8 @@ async def serve(
     ssl: ssl_module.SSLContext | None = None,
     reuse_port: bool = False,
     endpoints: Mapping[str, Callable[[HTTPRequest], Awaitable[HTTPResponse]]] | None = None,
+    sock: socket.socket | None = None,
+    handoff: Handoff | None = None,
 ) -> NativeServer:
     """Start serving ``engine`` on ``host:port`` and return the running server.
 
@@ -156,6 +172,9 @@ async def serve(
     port (read it back from :attr:`NativeServer.port`). ``reuse_port`` lets several processes
     share the port (Linux ``SO_REUSEPORT``). ``endpoints`` maps exact paths to extra handlers
     (``Server.serve`` passes the server's own, e.g. ``/metrics``), tried before ``static_dir``.
+    ``sock``: a listening socket to accept from instead (``host`` and ``port`` are then
+    ignored), such as the one the workers of ``--workers`` share; ``handoff`` sends the
+    requests of other workers' sessions to them (:mod:`sockjet.serving.handoff`).
     """
     loop = asyncio.get_running_loop()
     ctx = ServerContext(
@@ -166,13 +185,19 @@ async def serve(
         fallback=fallback,
         secure=ssl is not None,
         endpoints=endpoints,
+        handoff=handoff,
     )
-    server = await loop.create_server(
-        lambda: HTTPProtocol(ctx),
-        host,
-        port,
-        ssl=ssl,
-        reuse_port=reuse_port or None,
-        backlog=BACKLOG,
-    )
+    if sock is not None:
+        server = await loop.create_server(
+            lambda: HTTPProtocol(ctx), sock=sock, ssl=ssl, backlog=BACKLOG
+        )
+    else:
+        server = await loop.create_server(
+            lambda: HTTPProtocol(ctx),
+            host,
+            port,
+            ssl=ssl,
+            reuse_port=reuse_port or None,
+            backlog=BACKLOG,
+        )
     return NativeServer(server, ctx)
