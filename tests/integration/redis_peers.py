@@ -3,11 +3,13 @@
 * :class:`RedisServer`: a private ``redis-server`` on a free port in a temporary directory (no
   persistence), which a test can kill and start again on the same port.
 * :class:`NodeRedisNode`: ``node/redis_node.js``, a Node socket.io 4.8 server with
-  ``@socket.io/redis-adapter`` (classic or sharded) and an ``@socket.io/redis-emitter``, driven
-  over JSON lines.
+  ``@socket.io/redis-adapter`` (classic or sharded) or ``@socket.io/redis-streams-adapter``
+  (``streams=True``, with connection state recovery when ``recovery_ms`` is set), and an
+  ``@socket.io/redis-emitter``, driven over JSON lines.
 * :class:`PyClient`: python-socketio's ``AsyncClient`` recording what it receives.
 * :func:`sockjet_node`: a sockjet server with the Redis adapter, served on a free port and
-  subscribed before it is returned.
+  subscribed before it is returned; :func:`sockjet_streams_node` the same with the Redis Streams
+  adapter.
 
 Every wait is bounded (see peers.py): a broken peer fails a test quickly, with what it said.
 """
@@ -24,7 +26,7 @@ import shutil
 import socket
 import tempfile
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Self
 
@@ -33,6 +35,8 @@ from peers import HERE, PuppetError, Recorder, _LineProcess, _Mailbox, from_wire
 
 from sockjet import Server
 from sockjet.adapters.redis import RedisAdapter, redis_adapter
+from sockjet.adapters.redis_streams import StreamsAdapter, redis_streams_adapter
+from sockjet.server.recovery import ConnectionStateRecovery
 
 __all__ = [
     "NodeRedisNode",
@@ -40,6 +44,8 @@ __all__ = [
     "RedisServer",
     "redis_available",
     "sockjet_node",
+    "sockjet_streams_node",
+    "until",
 ]
 
 REDIS_NODE_JS = HERE / "node" / "redis_node.js"
@@ -148,6 +154,11 @@ class NodeRedisNode(_LineProcess):
         server: bool = True,
         key: str = "socket.io",
         requests_timeout_ms: int = 5000,
+        streams: bool = False,
+        stream_options: Mapping[str, Any] | None = None,
+        recovery_ms: int | None = None,
+        ping_interval_ms: int = 10000,
+        ping_timeout_ms: int = 5000,
     ) -> None:
         super().__init__(f"node redis {name}")
         self.options = {
@@ -157,6 +168,11 @@ class NodeRedisNode(_LineProcess):
             "server": server,
             "key": key,
             "requestsTimeout": requests_timeout_ms,
+            "streams": streams,
+            "streamOptions": dict(stream_options or {}),
+            "recovery": recovery_ms,
+            "pingInterval": ping_interval_ms,
+            "pingTimeout": ping_timeout_ms,
         }
         self.port: int | None = None
         self._ready: asyncio.Future[dict[str, Any]] | None = None
@@ -302,6 +318,52 @@ async def sockjet_node(
         for name in namespaces:
             await adapter_of(io, name).wait_ready()
     return io, f"http://127.0.0.1:{native.port}"
+
+
+async def sockjet_streams_node(
+    stack: contextlib.AsyncExitStack,
+    redis_url: str,
+    setup: Callable[[Server], None] | None = None,
+    *,
+    namespaces: tuple[str, ...] = ("/", "/chat"),
+    recovery: ConnectionStateRecovery | None = None,
+    ping_interval: float = 10.0,
+    ping_timeout: float = 5.0,
+    **adapter_options: Any,
+) -> tuple[Server, str]:
+    """A sockjet server with the Redis Streams adapter (and ``recovery`` when given), served
+    on 127.0.0.1:<free port> until ``stack`` closes; returns ``(io, url)`` once its namespaces
+    are subscribed and its stream reader started."""
+    io = Server(
+        adapter=redis_streams_adapter(redis_url, **adapter_options),
+        connection_state_recovery=recovery,
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
+    )
+    for name in namespaces:
+        io.of(name)
+    if setup is not None:
+        setup(io)
+    native = await io.serve("127.0.0.1", 0)
+    stack.push_async_callback(native.close)
+    stack.push_async_callback(io.close)
+    async with asyncio.timeout(DEFAULT_TIMEOUT):
+        for name in namespaces:
+            adapter = io.of(name).adapter
+            assert isinstance(adapter, StreamsAdapter)
+            await adapter.wait_ready()
+    return io, f"http://127.0.0.1:{native.port}"
+
+
+async def until(
+    check: Callable[[], Awaitable[bool]], timeout: float = DEFAULT_TIMEOUT, every: float = 0.01
+) -> None:
+    """Wait until ``await check()`` is true (for state only Redis can be asked about)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            if await check():
+                return
+            await asyncio.sleep(every)
 
 
 def adapter_of(io: Server, nsp: str = "/") -> RedisAdapter:

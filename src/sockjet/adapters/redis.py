@@ -100,7 +100,7 @@ class RedisAdapter(MemoryAdapter):
 
     def __init__(self, nsp: Namespace, factory: RedisAdapterFactory) -> None:
         super().__init__(nsp)
-        self.uid = new_id()
+        self.uid = factory._new_uid()
         """This namespace's node id in the cluster."""
         self.request_timeout = factory.request_timeout
         self.protocol: RedisProtocol = factory._protocol(nsp.name, self.uid)
@@ -112,14 +112,17 @@ class RedisAdapter(MemoryAdapter):
         self._requests: dict[str, Gather] = {}
         self._ack_requests: dict[str, tuple[AckRequest, asyncio.TimerHandle]] = {}
         self._servers = 1
+        self._setup_recovery()
+
+    def _setup_recovery(self) -> None:
         if self.recovery is not None:
             # Like Node's @socket.io/redis-adapter: a session kept here would be looked for on
             # whichever node the client reconnects to, and offsets would reach Node peers.
             self.recovery = None
             logger.warning(
                 "the Redis adapter does not support connection state recovery: namespace %s "
-                "will not recover sockets",
-                nsp.name,
+                "will not recover sockets (the Redis Streams adapter does)",
+                self.nsp.name,
             )
 
     def __repr__(self) -> str:
@@ -564,6 +567,10 @@ class RedisAdapterFactory:
         if self.sharded:
             return ShardedRedisAdapter(nsp, self)
         return RedisAdapter(nsp, self)
+
+    def _new_uid(self) -> str:
+        """A namespace's node id (six characters, as Node's classic adapter makes them)."""
+        return new_id()
 
     def _protocol(self, nsp: str, uid: str) -> RedisProtocol:
         if self.sharded:

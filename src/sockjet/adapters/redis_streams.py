@@ -1,0 +1,1543 @@
+"""The Redis Streams adapter: a cluster whose broadcasts are recorded in a Redis stream, so that
+connection state recovery works on every server (Node's ``@socket.io/redis-streams-adapter``
+0.3.x, wire-compatible: sockjet and Node servers form one cluster)::
+
+    from sockjet.adapters.redis_streams import redis_streams_adapter
+
+    io = sockjet.Server(
+        adapter=redis_streams_adapter("redis://127.0.0.1:6379/0"),
+        connection_state_recovery=True,
+    )
+
+Everything the other Redis adapters do across servers works here too (broadcasts with rooms and
+``except_``, ``fetch_sockets`` and remote sockets, ``sockets_join``/``sockets_leave``,
+``disconnect_sockets``, ``server_side_emit`` with acks, broadcast acks, ``server_count``), and
+a client that reconnects to *any* server of the cluster, Node ones included, gets back its id,
+rooms, ``socket.data`` and the packets it missed.
+
+The wire (:class:`StreamsProtocol`, the :mod:`~sockjet.adapters.cluster_envelope` messages):
+
+* ``XADD <stream> MAXLEN ~ <max_len> * uid <uid> nsp <nsp> type <3|4|5|6> data <data>`` for
+  broadcasts (without ack), ``sockets_join``, ``sockets_leave`` and ``disconnect_sockets``:
+  ``data`` is the message's JSON, or ``base64(msgpack)`` when it holds binary. Every server
+  reads the stream (``XREAD``); the entry id is the offset a recovering client sends back.
+* pub/sub (``PUBLISH``, or ``SPUBLISH`` with ``sharded_pubsub``) of msgpack envelopes for the
+  rest: broadcasts with ack, ``fetch_sockets``, ``server_side_emit`` on ``P#N#``, answers on
+  the requester's ``P#N#<uid>#``. ``PUBSUB NUMSUB P#N#`` counts the servers.
+* session records ``SET <prefix><pid> base64(msgpack({sid, pid, rooms, data, ...})) PX <ms>``.
+
+Recovery across servers (:class:`StreamsRecovery`), and how it goes further than Node's:
+
+* With recovery on, a server delivers broadcasts to its own clients **in stream order**, as it
+  reads them back from the stream (its own included), each with its entry id as last argument:
+  the offset a client remembers is always the newest it has, so a recovery replays exactly what
+  came after it (Node delivers its own broadcasts before reading the others', so a client's last
+  offset may be older than a packet it already has).
+* A session's record is written while the socket is connected and kept up to date (on connect,
+  on join and leave, every ``session_refresh`` seconds with its ``data``, and on
+  :meth:`StreamsRecovery.save`), with a TTL; Node writes it only when its server sees the
+  disconnect, so a killed server loses its sessions. The record names the server holding the
+  session: a restore that finds it held by a live server (a client back on another server
+  before its old one noticed it left) asks that server to hand it over, which disconnects the
+  old socket and writes the final record at once; a restore on the server itself does the same
+  locally. A dead holder does not answer (nobody receives the request) and is not waited for.
+* Restoring reads the stream up to where this server's reader stands and keeps what the reader
+  delivers from then on until the socket is connected, so no packet is missed or sent twice
+  while the restore runs, however far the reader is behind or ahead.
+
+Bounds: the stream is trimmed to about ``max_len`` entries (``MAXLEN ~``): a client recovers if
+it was away less than ``max_disconnection_duration`` *and* fewer than ``max_len`` entries were
+added meanwhile. Records expire ``max_disconnection_duration`` after their last write (a live
+one is rewritten every ``session_refresh`` seconds, so a killed server's sessions stay
+recoverable for at least ``max_disconnection_duration - session_refresh``). What waits for
+Redis is bounded by ``max_queued_messages``. docs/deployment.md has the whole story.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import logging
+import random
+import re
+import secrets
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass, field, replace
+from functools import partial
+from typing import TYPE_CHECKING, Any, Final
+
+import orjson
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ResponseError
+
+from sockjet.adapters import cluster_envelope as envelope
+from sockjet.adapters.cluster_envelope import MessageType
+from sockjet.adapters.memory import MemoryAdapter
+from sockjet.adapters.redis import RedisAdapter, RedisAdapterFactory
+from sockjet.adapters.redis_bus import RedisBus
+from sockjet.adapters.redis_codec import (
+    ClusterRequest,
+    ClusterResponse,
+    RequestType,
+    pack,
+    rooms_from_wire,
+    unpack,
+)
+from sockjet.adapters.redis_protocols import Outbound, RedisProtocol, Role, SubscriptionKind
+from sockjet.adapters.redis_requests import MalformedLog
+from sockjet.engine.io import send_packet
+from sockjet.errors import InvalidPacket
+from sockjet.protocol.json import DUMPS_OPTIONS, loads
+from sockjet.protocol.socketio import Packet, PacketType
+from sockjet.server.namespace import Namespace
+from sockjet.server.recovery import ConnectionStateRecovery, PersistedSession, RestoredSession
+from sockjet.server.socket import Socket
+from sockjet.server.targets import BroadcastOptions, Room, SocketId
+
+if TYPE_CHECKING:
+    from sockjet.server.server import Server
+
+__all__ = [
+    "CommandWriter",
+    "StreamReader",
+    "StreamsAdapter",
+    "StreamsAdapterFactory",
+    "StreamsProtocol",
+    "StreamsRecovery",
+    "hash_code",
+    "redis_streams_adapter",
+    "stream_of",
+]
+
+logger = logging.getLogger("sockjet.adapters.redis")
+
+_malformed = MalformedLog()
+
+_ENCODE_ERRORS: Final = (TypeError, ValueError, OverflowError)
+_OFFSET: Final = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
+"""A stream entry id, as a recovering client sends it (Node's check, with a length bound)."""
+_MAY_HOLD_BINARY: Final = frozenset(
+    {
+        MessageType.BROADCAST,
+        MessageType.FETCH_SOCKETS_RESPONSE,
+        MessageType.SERVER_SIDE_EMIT,
+        MessageType.SERVER_SIDE_EMIT_RESPONSE,
+        MessageType.BROADCAST_ACK,
+    }
+)
+_HANDOVER: Final = 100
+"""sockjet's own pub/sub message (never sent to a Node server: only to a sockjet server's
+private channel): "a client of yours is back here: disconnect it and write its record"."""
+_HANDOVER_DONE: Final = 101
+_BATCH: Final = 512  # commands per pipelined round trip
+_FLUSH_CHUNK: Final = 1000  # session records written per loop iteration
+
+EntryId = tuple[int, int]
+
+
+def hash_code(text: str) -> int:
+    """Java's ``String.hashCode`` as JavaScript computes it (over UTF-16 code units, int32)."""
+    h = 0
+    units = text.encode("utf-16-le")
+    for i in range(0, len(units), 2):
+        h = (h * 31 + (units[i] | units[i + 1] << 8)) & 0xFFFFFFFF
+    return h - (1 << 32) if h >= 1 << 31 else h
+
+
+def stream_of(stream_name: str, nsp: str, stream_count: int) -> str:
+    """The stream of namespace ``nsp``: ``stream_name``, or with several streams
+    ``<stream_name>-<hashCode(nsp) % count>`` (JavaScript's ``%``: the index may be negative)."""
+    if stream_count == 1:
+        return stream_name
+    h = hash_code(nsp)
+    index = h % stream_count if h >= 0 else -(-h % stream_count)
+    return f"{stream_name}-{index}"
+
+
+def entry_key(entry_id: bytes | str) -> EntryId:
+    """An entry id as a comparable pair (``b"1795677783006-0"`` -> ``(1795677783006, 0)``)."""
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _included(rooms: set[Room] | frozenset[Room], opts: BroadcastOptions) -> bool:
+    """Whether a socket in ``rooms`` was among a broadcast's recipients (Node's
+    ``shouldIncludePacket``)."""
+    included = not opts.rooms or not rooms.isdisjoint(opts.rooms)
+    return included and rooms.isdisjoint(opts.except_)
+
+
+# -- the wire ------------------------------------------------------------------------------------
+
+
+class StreamsProtocol(RedisProtocol):
+    """``@socket.io/redis-streams-adapter`` 0.3.x for one namespace: stream entries and msgpack
+    pub/sub envelopes (see the module docs). Nothing here does I/O."""
+
+    def __init__(
+        self,
+        channel_prefix: str,
+        nsp: str,
+        uid: str,
+        *,
+        stream: str,
+        max_len: int = 10_000,
+        sharded_pubsub: bool = False,
+        only_plaintext: bool = False,
+    ) -> None:
+        super().__init__(channel_prefix, nsp, uid)
+        self.sharded = sharded_pubsub
+        self.stream = stream.encode()
+        self.own_response_channel = self.private_channel(uid)
+        self._kind = SubscriptionKind.SHARD if sharded_pubsub else SubscriptionKind.CHANNEL
+        self._xadd: tuple[Any, ...] = ("XADD", self.stream, b"MAXLEN", b"~", b"%d" % max_len, b"*")
+        self._head = (b"uid", uid.encode(), b"nsp", nsp.encode(), b"type")
+        self._plaintext = only_plaintext
+
+    def private_channel(self, uid: str) -> bytes:
+        """``P#N#<uid>#``: where the server ``uid`` receives answers (and handovers)."""
+        return self.channel + uid.encode() + b"#"
+
+    def subscriptions(self) -> dict[tuple[SubscriptionKind, bytes], Role]:
+        return {
+            (self._kind, self.channel): Role.REQUEST,
+            (self._kind, self.own_response_channel): Role.RESPONSE,
+        }
+
+    def server_count_channel(self) -> tuple[SubscriptionKind, bytes]:
+        return self._kind, self.channel
+
+    # -- stream entries -------------------------------------------------------------------------
+
+    def entry(self, body: envelope.Body, uid: str | None = None) -> tuple[Any, ...]:
+        """The ``XADD`` command of one message: fields uid, nsp, type (a decimal string), data
+        (JSON, or base64 msgpack when it holds binary, as Node writes them)."""
+        kind, data = body
+        try:
+            text = orjson.dumps(data, option=DUMPS_OPTIONS)
+        except TypeError:
+            if self._plaintext or kind not in _MAY_HOLD_BINARY:
+                raise
+            text = base64.b64encode(pack(data))
+        head = self._head if uid is None else (b"uid", uid.encode(), *self._head[2:])
+        return (*self._xadd, *head, b"%d" % kind.value, b"data", text)
+
+    def decode_entry(self, fields: dict[bytes, bytes]) -> tuple[Any, envelope.Received]:
+        """``(uid, message)`` of a stream entry of this namespace (the message is None for a type
+        not acted on); raises only :class:`~sockjet.errors.InvalidPacket`."""
+        uid = fields.get(b"uid")
+        sender = uid.decode("utf-8", "replace") if uid is not None else None
+        raw_type = fields.get(b"type", b"")
+        if not raw_type.isdigit() or len(raw_type) > 3:
+            return sender, None
+        kind = int(raw_type)
+        if kind < MessageType.BROADCAST or kind > MessageType.BROADCAST_ACK:
+            return sender, None
+        return sender, envelope.decode_body(kind, sender, decode_data(fields.get(b"data")))
+
+    # -- pub/sub (msgpack envelopes) ------------------------------------------------------------
+
+    def _publish(self, body: envelope.Body) -> Outbound:
+        return self.channel, pack(envelope.envelope(body, self.uid, self.nsp))
+
+    def broadcast(self, data: list[Any], opts: BroadcastOptions) -> Outbound:
+        # What the stream carries, in pub/sub form (the adapter writes broadcasts to the stream).
+        return self._publish(envelope.broadcast(data, opts))
+
+    def broadcast_with_ack(self, rid: str, data: list[Any], opts: BroadcastOptions) -> Outbound:
+        return self._publish(envelope.broadcast_with_ack(rid, data, opts))
+
+    def sockets_join(self, opts: BroadcastOptions, rooms: Iterable[Room]) -> Outbound:
+        return self._publish(envelope.sockets_join(opts, rooms))
+
+    def sockets_leave(self, opts: BroadcastOptions, rooms: Iterable[Room]) -> Outbound:
+        return self._publish(envelope.sockets_leave(opts, rooms))
+
+    def disconnect_sockets(self, opts: BroadcastOptions, close: bool) -> Outbound:
+        return self._publish(envelope.disconnect_sockets(opts, close))
+
+    def fetch_sockets(self, rid: str, opts: BroadcastOptions) -> Outbound:
+        return self._publish(envelope.fetch_sockets(rid, opts))
+
+    def server_side_emit(self, data: list[Any], rid: str | None) -> Outbound:
+        return self._publish(envelope.server_side_emit(data, rid))
+
+    def _answer(self, req: ClusterRequest, body: envelope.Body) -> Outbound | None:
+        if req.uid.__class__ is not str:
+            return None  # nowhere to answer
+        return self.private_channel(str(req.uid)), pack(envelope.envelope(body, self.uid, self.nsp))
+
+    def respond_fetch(self, req: ClusterRequest, sockets: list[dict[str, Any]]) -> Outbound | None:
+        return self._answer(req, envelope.respond_fetch(req, sockets))
+
+    def respond_server_side_emit(self, req: ClusterRequest, value: Any) -> Outbound | None:
+        return self._answer(req, envelope.respond_server_side_emit(req, value))
+
+    def respond_client_count(self, req: ClusterRequest, count: int) -> Outbound | None:
+        return self._answer(req, envelope.respond_client_count(req, count))
+
+    def respond_ack(self, req: ClusterRequest, value: Any) -> Outbound | None:
+        return self._answer(req, envelope.respond_ack(req, value))
+
+    def handover(self, rid: str, pid: str, sid: str, deadline_ms: int) -> bytes:
+        body = {"requestId": rid, "pid": pid, "sid": sid, "deadline": deadline_ms}
+        return pack({"type": _HANDOVER, "data": body, "uid": self.uid, "nsp": self.nsp})
+
+    def handover_done(self, rid: str) -> bytes:
+        body = {"requestId": rid}
+        return pack({"type": _HANDOVER_DONE, "data": body, "uid": self.uid, "nsp": self.nsp})
+
+    def decode(self, role: Role, channel: bytes, payload: bytes) -> envelope.Received:
+        # Always msgpack on pub/sub: Node drops anything else too.
+        return envelope.decode(unpack(payload), self.uid, self.nsp)
+
+
+def decode_data(value: bytes | None) -> Any:
+    """A stream entry's ``data``: JSON if it starts with ``{``, else base64 of msgpack."""
+    if value is None:
+        return None
+    if value[:1] == b"{":
+        return loads(value)
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidPacket("stream data is neither JSON nor base64") from None
+    return unpack(raw)
+
+
+# -- session records ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class SessionRecord:
+    """A session as kept in Redis: Node's ``{sid, pid, rooms, data}``, plus (sockjet's
+    records) the server holding it while connected and its position when it connected."""
+
+    sid: SocketId
+    pid: str
+    rooms: list[Room]
+    data: Any
+    holder: str | None = None
+    since: str | None = None
+
+    def encode(self) -> bytes:
+        """base64(msgpack), as Node stores it (Node ignores the ``sockjet`` key)."""
+        value: dict[str, Any] = {
+            "sid": self.sid,
+            "pid": self.pid,
+            "rooms": self.rooms,
+            "data": self.data,
+        }
+        extra: dict[str, Any] = {}
+        if self.holder is not None:
+            extra["node"] = self.holder
+        if self.since is not None:
+            extra["since"] = self.since
+        if extra:
+            value["sockjet"] = extra
+        try:
+            packed = pack(value)
+        except _ENCODE_ERRORS as exc:
+            logger.warning("socket %s: data cannot be kept for recovery (%s)", self.sid, exc)
+            value["data"] = None
+            packed = pack(value)
+        return base64.b64encode(packed)
+
+    @classmethod
+    def decode(cls, raw: bytes) -> SessionRecord:
+        """Raises only :class:`~sockjet.errors.InvalidPacket`."""
+        try:
+            packed = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidPacket("a session record must be base64") from None
+        value = unpack(packed)
+        if value.__class__ is not dict:
+            raise InvalidPacket("a session record must be a map")
+        sid, pid = value.get("sid"), value.get("pid")
+        if sid.__class__ is not str or pid.__class__ is not str:
+            raise InvalidPacket("a session record needs sid and pid")
+        rooms = value.get("rooms")
+        extra = value.get("sockjet")
+        holder = since = None
+        if extra.__class__ is dict:
+            node, position = extra.get("node"), extra.get("since")
+            holder = node if node.__class__ is str else None
+            since = position if position.__class__ is str else None
+        return cls(
+            sid,
+            pid,
+            sorted(rooms_from_wire(rooms)) if rooms.__class__ is list else [sid],
+            value.get("data"),
+            holder,
+            since,
+        )
+
+
+# -- I/O: an ordered writer, a stream reader -------------------------------------------------
+
+
+class CommandWriter:
+    """Redis commands sent in order on one client, in pipelined batches.
+
+    While Redis is unreachable the queue waits (bounded by ``max_queued``: the oldest go first)
+    and a PING tells when it is back; then what waited is sent. Commands of a batch whose send
+    failed may or may not have reached Redis: they are not sent again (that could duplicate a
+    broadcast) but counted as *possibly lost* and logged (:attr:`lost`).
+    """
+
+    def __init__(self, client: Any, *, max_queued: int = 100_000, max_delay: float = 5.0) -> None:
+        self._client = client
+        self._queue: deque[tuple[tuple[Any, ...], asyncio.Future[Any] | None, str]] = deque()
+        self._max_queued = max_queued
+        self._max_delay = max_delay
+        self._task: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._failing = False
+        self._closed = False
+        self.lost: dict[str, int] = {}
+        """What may be lost, by kind (``"broadcast"``, ``"operation"``, ``"session"``)."""
+        self.dropped: dict[str, int] = {}
+        """What was dropped unsent because too much waited for Redis, by kind."""
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    def send(self, args: tuple[Any, ...], kind: str) -> None:
+        """Queue one command (sent soon, in order; failures are logged and counted)."""
+        self._enqueue(args, None, kind)
+
+    def send_waiting(self, args: tuple[Any, ...], kind: str) -> asyncio.Future[Any]:
+        """Like :meth:`send`; the future resolves with Redis's reply or fails with the error."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_quiet)
+        self._enqueue(args, future, kind)
+        return future
+
+    def barrier(self) -> asyncio.Future[Any]:
+        """A future that resolves once everything queued before it was sent (or failed)."""
+        return self.send_waiting(("PING",), "barrier")
+
+    def _enqueue(
+        self, args: tuple[Any, ...], waiter: asyncio.Future[Any] | None, kind: str
+    ) -> None:
+        if self._closed:
+            if waiter is not None:
+                waiter.set_exception(ConnectionError("the Redis writer is closed"))
+            return
+        queue = self._queue
+        if len(queue) >= self._max_queued:
+            _, lost, lost_kind = queue.popleft()
+            if lost is not None and not lost.done():
+                lost.set_exception(ConnectionError("dropped: too many commands queued for Redis"))
+            count = self.dropped[lost_kind] = self.dropped.get(lost_kind, 0) + 1
+            if count == 1 or count % 10_000 == 0:
+                logger.warning(
+                    "Redis write queue full (%d): dropping the oldest (%d %s dropped)",
+                    len(queue),
+                    count,
+                    lost_kind,
+                )
+        queue.append((args, waiter, kind))
+        if self._task is None:
+            self._idle.clear()
+            self._task = asyncio.get_running_loop().create_task(
+                self._drain(), name="sockjet-redis-streams-write"
+            )
+
+    async def flush(self, grace: float) -> bool:
+        """Wait until everything queued was sent (or failed); False after ``grace`` s."""
+        try:
+            async with asyncio.timeout(grace):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def close(self, grace: float = 1.0) -> None:
+        """Send what is queued (waiting at most ``grace`` seconds), then stop."""
+        await self.flush(grace)
+        self._closed = True
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        error = ConnectionError("the Redis writer is closed")
+        while self._queue:
+            _, waiter, kind = self._queue.popleft()
+            self.dropped[kind] = self.dropped.get(kind, 0) + 1
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(error)
+        self._idle.set()
+
+    async def _execute(self, batch: list[tuple[tuple[Any, ...], Any, str]]) -> list[Any]:
+        if len(batch) == 1:
+            return [await self._client.execute_command(*batch[0][0])]
+        async with self._client.pipeline(transaction=False) as pipe:
+            for args, _, _ in batch:
+                pipe.execute_command(*args)
+            result: list[Any] = await pipe.execute(raise_on_error=False)
+            return result
+
+    def _count_lost(self, batch: list[tuple[tuple[Any, ...], Any, str]], exc: Exception) -> None:
+        counts: dict[str, int] = {}
+        for _, _, kind in batch:
+            if kind != "barrier":
+                counts[kind] = counts.get(kind, 0) + 1
+        for kind, count in counts.items():
+            self.lost[kind] = self.lost.get(kind, 0) + count
+        if counts:
+            logger.warning(
+                "Redis write failed (%s): %s may be lost",
+                exc,
+                ", ".join(f"{count} {kind}" for kind, count in sorted(counts.items())),
+            )
+
+    async def _drain(self) -> None:
+        queue = self._queue
+        delay = 0.0
+        try:
+            while queue:
+                if self._failing:
+                    # Nothing is sent until Redis answers: what waits is not lost meanwhile.
+                    try:
+                        await self._client.execute_command("PING")
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:
+                        delay = min(max(delay * 2, 0.05), self._max_delay)
+                        await asyncio.sleep(delay * (0.5 + random.random() / 2))
+                        continue
+                    self._failing = False
+                    logger.info("Redis writes work again (%d waiting)", len(queue))
+                batch = [queue.popleft() for _ in range(min(len(queue), _BATCH))]
+                try:
+                    results = await self._execute(batch)
+                except asyncio.CancelledError:
+                    queue.extendleft(reversed(batch))
+                    raise
+                except Exception as exc:
+                    self._failing = True
+                    self._count_lost(batch, exc)
+                    for _, waiter, _ in batch:
+                        if waiter is not None and not waiter.done():
+                            waiter.set_exception(exc)
+                    continue
+                delay = 0.0
+                for (_, waiter, kind), result in zip(batch, results, strict=False):
+                    if isinstance(result, Exception):
+                        if kind != "barrier":
+                            self.lost[kind] = self.lost.get(kind, 0) + 1
+                            logger.warning("Redis refused a %s write: %s", kind, result)
+                        if waiter is not None and not waiter.done():
+                            waiter.set_exception(result)
+                    elif waiter is not None and not waiter.done():
+                        waiter.set_result(result)
+        finally:
+            if self._task is asyncio.current_task():
+                self._task = None
+            if not queue or self._task is None:
+                self._idle.set()
+
+
+def _quiet(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+Dispatch = Callable[[bytes, dict[bytes, bytes]], None]
+
+
+class StreamReader:
+    """Reads one stream from where it stood when the reader started (``XREAD BLOCK``), and hands
+    each entry to ``dispatch(entry_id, fields)`` in order. The position is kept across Redis
+    outages: nothing recorded meanwhile is skipped."""
+
+    def __init__(
+        self,
+        client: Any,
+        stream: bytes,
+        dispatch: Dispatch,
+        *,
+        count: int = 100,
+        block: float = 2.0,
+        max_delay: float = 5.0,
+    ) -> None:
+        self._client = client
+        self.stream = stream
+        self._dispatch = dispatch
+        self._count = count
+        self._block_ms = max(1, round(block * 1000))
+        self._max_delay = max_delay
+        self.position: bytes | None = None
+        """The id of the last entry handed over (``b"0-0"``: none yet), None until started."""
+        self.started = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._down = False
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name="sockjet-redis-streams-read"
+            )
+
+    async def close(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _tip(self) -> bytes:
+        reply = await self._client.execute_command("XREVRANGE", self.stream, "+", "-", "COUNT", "1")
+        for entry_id, _ in _entries_of(reply):
+            return entry_id
+        return b"0-0"
+
+    async def _run(self) -> None:
+        delay = 0.05
+        while True:
+            try:
+                if self.position is None:
+                    self.position = await self._tip()
+                    self.started.set()
+                reply = await self._client.execute_command(
+                    "XREAD",
+                    "COUNT",
+                    self._count,
+                    "BLOCK",
+                    self._block_ms,
+                    "STREAMS",
+                    self.stream,
+                    self.position,
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not self._down:
+                    self._down = True
+                    logger.warning("reading stream %s failed (%s); retrying", self.stream, exc)
+                await asyncio.sleep(delay * (0.5 + random.random() / 2))
+                delay = min(delay * 2, self._max_delay)
+                continue
+            if self._down:
+                self._down = False
+                logger.info("reading stream %s works again", self.stream)
+            delay = 0.05
+            dispatch = self._dispatch
+            for entry_id, fields in _entries_of(_only_stream(reply)):
+                try:
+                    dispatch(entry_id, fields)
+                except Exception:
+                    logger.exception("handling a stream entry failed")
+                self.position = entry_id
+
+
+def _only_stream(reply: Any) -> Any:
+    """The entries of the (single) stream of an XREAD reply (RESP2 list, RESP3 map)."""
+    if not reply:
+        return []
+    if isinstance(reply, dict):
+        for value in reply.values():
+            return value[0] if value and isinstance(value[0], list) and len(value) == 1 else value
+        return []
+    first = reply[0]
+    return first[1] if isinstance(first, list | tuple) and len(first) == 2 else []
+
+
+def _entries_of(reply: Any) -> Iterable[tuple[bytes, dict[bytes, bytes]]]:
+    """``(id, fields)`` of each entry of an XRANGE/XREAD reply as redis-py parses it."""
+    for item in reply or ():
+        if not isinstance(item, list | tuple) or len(item) != 2:
+            continue
+        entry_id, fields = item
+        if fields is None:
+            continue  # an entry deleted meanwhile
+        if not isinstance(fields, dict):
+            it = iter(fields)
+            fields = dict(zip(it, it, strict=False))
+        yield entry_id, fields
+
+
+# -- recovery across servers -------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Capture:
+    """What this server delivers, while a socket's session is being restored, that the socket
+    will need (it is not connected yet)."""
+
+    rooms: frozenset[Room]
+    after: EntryId
+    missed: list[list[Any]] = field(default_factory=list)
+    timer: asyncio.TimerHandle | None = None
+    full: bool = False
+
+
+class StreamsRecovery:
+    """Connection state recovery for one namespace of a :class:`StreamsAdapter`: sessions in
+    Redis, missed packets from the stream (see the module docs). Implements
+    :class:`~sockjet.server.adapter.SessionRecovery`."""
+
+    def __init__(self, adapter: StreamsAdapter, options: ConnectionStateRecovery) -> None:
+        self._adapter = adapter
+        self.options = options
+        factory = adapter._factory
+        self._prefix = factory.session_key_prefix
+        self._ttl_ms = max(1, round(options.max_disconnection_duration * 1000))
+        self._refresh = factory.session_refresh or min(options.max_disconnection_duration / 4, 30.0)
+        self._page = max(factory.read_count, 100)
+        self._pids: dict[SocketId, str] = {}  # connected sockets with a live record
+        self._dirty: set[SocketId] = set()
+        self._flushing: asyncio.Handle | None = None
+        self._refresher: asyncio.TimerHandle | None = None
+        self._persisted: set[SocketId] = set()  # closing with a final record written
+        self._persisting: dict[str, asyncio.Future[Any]] = {}  # pid -> its final SET
+        self._taken: set[str] = set()  # pids handed over too late: neither persist nor delete
+        self._captures: dict[SocketId, _Capture] = {}
+        self._skips: dict[SocketId, EntryId] = {}
+
+    # -- SessionRecovery --------------------------------------------------------------------------
+
+    @property
+    def position(self) -> str | None:
+        """The last entry this server delivered (its stream reader's position)."""
+        reader = self._adapter._reader
+        if reader is None or reader.position is None:
+            return None
+        return reader.position.decode()
+
+    def persist(self, session: PersistedSession) -> None:
+        """The socket disconnected for a recoverable reason: its final record, with the TTL."""
+        self._dirty.discard(session.sid)
+        if session.pid in self._taken:
+            self._taken.discard(session.pid)
+            self._pids.pop(session.sid, None)  # its record is another server's now
+            return
+        since = session.since if isinstance(session.since, str) else None
+        record = SessionRecord(
+            session.sid, session.pid, list(session.rooms), session.data, None, since
+        )
+        writer = self._adapter._writer()
+        if writer is None:
+            return
+        self._persisted.add(session.sid)
+        future = writer.send_waiting(self._set(session.pid, record), "session")
+        self._persisting[session.pid] = future
+        future.add_done_callback(lambda _: self._persisting.pop(session.pid, None))
+
+    def restore(self, pid: str, offset: str | None) -> asyncio.Future[RestoredSession | None]:
+        return asyncio.ensure_future(self._restore(pid, offset))
+
+    def save(self, socket: Socket) -> None:
+        """Write ``socket``'s record now (its rooms and ``socket.data``): after a change of
+        ``data`` that must survive even the sudden death of this server."""
+        if socket.id in self._pids:
+            self._mark(socket.id)
+
+    # -- live records -----------------------------------------------------------------------------
+
+    def _set(self, pid: str, record: SessionRecord) -> tuple[Any, ...]:
+        return ("SET", (self._prefix + pid).encode(), record.encode(), b"PX", b"%d" % self._ttl_ms)
+
+    def connected(self, socket: Socket) -> None:
+        """A socket connected (new or restored): its record is written, and kept."""
+        sid = socket.id
+        capture = self._captures.pop(sid, None)
+        if capture is not None:
+            self._end_capture(sid, capture)
+        pid = socket._pid
+        if pid is None:
+            return
+        self._pids[sid] = pid
+        self._mark(sid)
+        if self._refresher is None:
+            self._refresher = asyncio.get_running_loop().call_later(
+                self._refresh, self._refresh_all
+            )
+
+    def changed(self, sid: SocketId) -> None:
+        if sid in self._pids:
+            self._mark(sid)
+
+    def closed(self, sid: SocketId) -> None:
+        """A socket left (its rooms are gone): without a final record, its record goes."""
+        pid = self._pids.pop(sid, None)
+        self._dirty.discard(sid)
+        self._skips.pop(sid, None)
+        if sid in self._persisted:
+            self._persisted.discard(sid)
+            return
+        if pid is None or pid in self._taken:
+            self._taken.discard(pid or "")
+            return
+        writer = self._adapter._writer()
+        if writer is not None:
+            writer.send(("DEL", (self._prefix + pid).encode()), "session")
+
+    def _mark(self, sid: SocketId) -> None:
+        self._dirty.add(sid)
+        if self._flushing is None:
+            self._flushing = asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flushing = None
+        writer = self._adapter._writer()
+        dirty = self._dirty
+        if writer is None:
+            dirty.clear()
+            return
+        adapter = self._adapter
+        sockets = adapter.nsp.sockets
+        holder = adapter.uid
+        for _ in range(min(len(dirty), _FLUSH_CHUNK)):
+            sid = dirty.pop()
+            socket = sockets.get(sid)
+            pid = self._pids.get(sid)
+            if socket is None or pid is None or not socket.connected:
+                continue
+            rooms = sorted(adapter.sids.get(sid, ()))
+            since = socket._since if isinstance(socket._since, str) else None
+            record = SessionRecord(sid, pid, rooms, socket._data, holder, since)
+            writer.send(self._set(pid, record), "session")
+        if dirty:
+            self._flushing = asyncio.get_running_loop().call_soon(self._flush)
+
+    def _refresh_all(self) -> None:
+        self._refresher = None
+        if not self._pids:
+            return
+        for sid in self._pids:
+            self._mark(sid)
+        self._refresher = asyncio.get_running_loop().call_later(self._refresh, self._refresh_all)
+
+    def close(self) -> None:
+        for handle in (self._flushing, self._refresher):
+            if handle is not None:
+                handle.cancel()
+        self._flushing = self._refresher = None
+        for capture in self._captures.values():
+            if capture.timer is not None:
+                capture.timer.cancel()
+        self._captures.clear()
+
+    # -- restoring ----------------------------------------------------------------------------------
+
+    async def _take(self, pid: str) -> SessionRecord | None:
+        raw = await self._adapter._command("GETDEL", (self._prefix + pid).encode())
+        if raw is None:
+            return None
+        try:
+            return SessionRecord.decode(raw)
+        except InvalidPacket as exc:
+            _malformed.warn(self._adapter.nsp.name, exc)
+            return None
+
+    async def _restore(self, pid: str, offset: str | None) -> RestoredSession | None:
+        if offset is not None and not _OFFSET.fullmatch(offset):
+            return None
+        adapter = self._adapter
+        record = await self._take(pid)
+        if record is None:
+            return None
+        if record.holder is not None and await adapter._hand_over(record.holder, pid, record.sid):
+            again = await self._take(pid)  # the final record the holder just wrote
+            if again is not None:
+                record = again
+        since = offset if offset is not None else record.since
+        reader = adapter._reader
+        if since is None or not _OFFSET.fullmatch(since) or reader is None:
+            return None
+        upto = reader.position
+        if upto is None:
+            return None
+        sid = record.sid
+        rooms = frozenset(record.rooms)
+        # From now on what this server delivers is kept for the socket; the stream is read up to
+        # where the reader stood, so every packet after `since` is in one list or the other.
+        capture = _Capture(rooms, entry_key(since))
+        previous = self._captures.pop(sid, None)
+        if previous is not None and previous.timer is not None:
+            previous.timer.cancel()
+        self._captures[sid] = capture
+        try:
+            if not await self._offset_known(since):
+                self._drop_capture(sid, capture)
+                return None
+            older = await self._read_missed(since, upto, rooms)
+        except BaseException:
+            self._drop_capture(sid, capture)
+            raise
+        if older is None or capture.full or self._captures.get(sid) is not capture:
+            self._drop_capture(sid, capture)
+            return None
+        capture.missed[:0] = older
+        # Dropped if the socket never connects (the client left, a middleware refused it).
+        delay = adapter.nsp.server._hook_timeout + 5.0
+        capture.timer = asyncio.get_running_loop().call_later(
+            delay, self._drop_capture, sid, capture
+        )
+        return RestoredSession(sid, pid, record.rooms, record.data, capture.missed)
+
+    def _drop_capture(self, sid: SocketId, capture: _Capture) -> None:
+        if self._captures.get(sid) is capture:
+            del self._captures[sid]
+        if capture.timer is not None:
+            capture.timer.cancel()
+            capture.timer = None
+
+    def _end_capture(self, sid: SocketId, capture: _Capture) -> None:
+        if capture.timer is not None:
+            capture.timer.cancel()
+        if capture.full:
+            logger.error("socket %s recovered but may have missed packets (too many)", sid)
+        reader = self._adapter._reader
+        position = reader.position if reader is not None else None
+        if position is not None and entry_key(position) < capture.after:
+            # This server's reader is behind the client's offset: what it delivers up to the
+            # offset, the client has already.
+            self._skips[sid] = capture.after
+
+    async def _offset_known(self, since: str) -> bool:
+        """Whether the stream still holds the entry ``since`` (not trimmed away)."""
+        adapter = self._adapter
+        stream = adapter.protocol.stream
+        if entry_key(since) == (0, 0):
+            # The stream was empty when the socket connected: fine unless it was trimmed since.
+            try:
+                info = await adapter._command("XINFO", "STREAM", stream)
+            except ResponseError:
+                return True  # no stream: nothing was trimmed
+            if not info:
+                return True
+            if isinstance(info, list):
+                it = iter(info)
+                info = dict(zip(it, it, strict=False))
+            info = {k.decode() if isinstance(k, bytes) else k: v for k, v in info.items()}
+            added, length = info.get("entries-added"), info.get("length")
+            return added is None or length is None or int(added) <= int(length)
+        reply = await adapter._command("XRANGE", stream, since, since)
+        return bool(reply)
+
+    async def _read_missed(
+        self, since: str, upto: bytes, rooms: frozenset[Room]
+    ) -> list[list[Any]] | None:
+        """What the stream holds for ``rooms`` in (since, upto], oldest first (None: too
+        much)."""
+        adapter = self._adapter
+        protocol = adapter.protocol
+        nsp = adapter.nsp.name.encode()
+        limit = self.options.max_packets
+        out: list[list[Any]] = []
+        start = b"(" + since.encode()
+        end = upto
+        if entry_key(since) >= entry_key(upto):
+            return out
+        while True:
+            reply = await adapter._command(
+                "XRANGE", protocol.stream, start, end, "COUNT", self._page
+            )
+            entries = list(_entries_of(reply))
+            for entry_id, fields in entries:
+                if fields.get(b"nsp") != nsp or fields.get(b"type") != b"3":
+                    continue
+                try:
+                    _, message = protocol.decode_entry(fields)
+                except InvalidPacket as exc:
+                    _malformed.warn(adapter.nsp.name, exc)
+                    continue
+                if (
+                    not isinstance(message, ClusterRequest)
+                    or message.request_id is not None
+                    or message.data is None
+                ):
+                    continue
+                opts = message.opts
+                if opts.flags.volatile or not _included(rooms, opts):
+                    continue
+                message.data.append(entry_id.decode())
+                out.append(message.data)
+                if len(out) > limit:
+                    return None
+            if len(entries) < self._page:
+                return out
+            start = b"(" + entries[-1][0]
+
+    # -- what the adapter delivers while restores run -----------------------------------------------
+
+    def delivered(self, key: EntryId, data: list[Any], opts: BroadcastOptions) -> BroadcastOptions:
+        """A recorded packet is delivered: sessions being restored keep it if it was meant
+        for them; sockets that have it already are left out (the returned options)."""
+        if self._captures:
+            limit = self.options.max_packets
+            for capture in self._captures.values():
+                if key > capture.after and _included(capture.rooms, opts) and not capture.full:
+                    capture.missed.append(data)
+                    if len(capture.missed) > limit:
+                        capture.full = True
+        skips = self._skips
+        if not skips:
+            return opts
+        skipped = [sid for sid, upto in skips.items() if key <= upto]
+        for sid in [sid for sid, upto in skips.items() if key >= upto]:
+            del skips[sid]
+        if not skipped:
+            return opts
+        return replace(opts, except_=opts.except_.union(skipped))
+
+
+# -- the adapter ---------------------------------------------------------------------------------
+
+
+class StreamsAdapter(RedisAdapter):
+    """The adapter of one namespace in a Redis Streams cluster (see the module docs)."""
+
+    protocol: StreamsProtocol
+    recovery: StreamsRecovery | None  # type: ignore[assignment]
+    _factory: StreamsAdapterFactory
+
+    def __init__(self, nsp: Namespace, factory: StreamsAdapterFactory) -> None:
+        self._hub: StreamsHub | None = None
+        self._reader: StreamReader | None = None
+        self._handovers: dict[str, asyncio.Future[None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        super().__init__(nsp, factory)
+        self._uid_bytes = self.uid.encode()
+
+    def _setup_recovery(self) -> None:
+        options = self.nsp.server.connection_state_recovery
+        self.recovery = None if options is None else StreamsRecovery(self, options)
+
+    @property
+    def ordered(self) -> bool:
+        """Whether this server delivers broadcasts as it reads them from the stream (with
+        recovery on: offsets then follow the stream's order)."""
+        return self.recovery is not None
+
+    # -- plumbing -----------------------------------------------------------------------------------
+
+    def init(self) -> None:
+        started = self._bus is None and not self._closed
+        super().init()
+        if started and self._bus is not None:
+            hub = self._hub = self._factory._hub_for(self)
+            self._reader = hub.join(self)
+
+    def _writer(self) -> CommandWriter | None:
+        if self._hub is None:
+            self._live()
+        hub = self._hub
+        return None if hub is None else hub.writer
+
+    async def _command(self, *args: Any) -> Any:
+        hub = self._hub
+        if hub is None:
+            raise ConnectionError("the adapter is not started")
+        return await hub.client.execute_command(*args)
+
+    async def wait_ready(self) -> None:
+        """Wait until the subscriptions are confirmed and the stream reader started."""
+        await super().wait_ready()
+        reader = self._reader
+        if reader is not None:
+            await reader.started.wait()
+
+    async def close(self) -> None:
+        if self.recovery is not None:
+            self.recovery.close()
+        for future in self._handovers.values():
+            if not future.done():
+                future.cancel()
+        self._handovers.clear()
+        hub, self._hub = self._hub, None
+        self._reader = None
+        if hub is not None:
+            hub.leave(self)
+        await super().close()
+
+    # -- the room index (the records follow it) ----------------------------------------------------
+
+    def add_all(self, sid: SocketId, rooms: Iterable[Room]) -> None:
+        recovery = self.recovery
+        if recovery is None:
+            super().add_all(sid, rooms)
+            return
+        new = sid not in self.sids
+        super().add_all(sid, rooms)
+        if new:
+            socket = self.nsp.sockets.get(sid)
+            if socket is not None:
+                recovery.connected(socket)
+        else:
+            recovery.changed(sid)
+
+    def del_(self, sid: SocketId, room: Room) -> None:
+        super().del_(sid, room)
+        if self.recovery is not None:
+            self.recovery.changed(sid)
+
+    def del_all(self, sid: SocketId) -> None:
+        super().del_all(sid)
+        if self.recovery is not None:
+            self.recovery.closed(sid)
+
+    # -- what this server sends ----------------------------------------------------------------------
+
+    def _deliver(self, packet: Packet, opts: BroadcastOptions) -> None:
+        """Deliver to this server's sockets (the memory adapter's delivery, no recording)."""
+        outgoing = self._encode(packet, opts)
+        volatile = opts.flags.volatile
+        if len(outgoing) == 1:
+            message = outgoing[0]
+            for socket in self._select(opts):
+                socket.conn.send(message, volatile=volatile)
+        else:
+            for socket in self._select(opts):
+                send_packet(socket.conn, outgoing, volatile)
+
+    def _xadd(self, body: envelope.Body, kind: str) -> bool:
+        writer = self._writer()
+        if writer is None:
+            return False
+        writer.send(self.protocol.entry(body), kind)
+        return True
+
+    def broadcast(self, packet: Packet, opts: BroadcastOptions) -> None:
+        if opts.flags.local:
+            self._deliver(packet, opts)
+            return
+        # Recorded first (a value that cannot travel raises before anything is sent), then
+        # delivered: here at once, or with recovery as this server reads it back, in order.
+        if not self._xadd(envelope.broadcast(packet.data, opts), "broadcast") or not self.ordered:
+            self._deliver(packet, opts)
+
+    def add_sockets(self, opts: BroadcastOptions, rooms: Iterable[Room]) -> None:
+        rooms = tuple(rooms)
+        if not opts.flags.local:
+            self._xadd(envelope.sockets_join(opts, rooms), "operation")
+        MemoryAdapter.add_sockets(self, opts, rooms)
+
+    def del_sockets(self, opts: BroadcastOptions, rooms: Iterable[Room]) -> None:
+        rooms = tuple(rooms)
+        if not opts.flags.local:
+            self._xadd(envelope.sockets_leave(opts, rooms), "operation")
+        MemoryAdapter.del_sockets(self, opts, rooms)
+
+    def disconnect_sockets(self, opts: BroadcastOptions, close: bool) -> None:
+        if not opts.flags.local:
+            self._xadd(envelope.disconnect_sockets(opts, close), "operation")
+        MemoryAdapter.disconnect_sockets(self, opts, close)
+
+    # -- what this server receives -----------------------------------------------------------------
+
+    def _on_entry(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
+        """One entry of the stream, for this namespace (the reader's order)."""
+        own = fields.get(b"uid") == self._uid_bytes
+        if own and not (self.ordered and fields.get(b"type") == b"3"):
+            return  # an operation of ours: applied when it was sent
+        data = fields.get(b"data")
+        if data is not None and len(data) > self._max_message_size:
+            _malformed.warn(self.nsp.name, InvalidPacket(f"{len(data)} bytes: too large"))
+            return
+        try:
+            _, message = self.protocol.decode_entry(fields)
+        except InvalidPacket as exc:
+            _malformed.warn(self.nsp.name, exc)
+            return
+        if not isinstance(message, ClusterRequest):
+            return
+        if message.type is RequestType.BROADCAST:
+            if message.request_id is None and message.data is not None:
+                self._deliver_entry(entry_id, message.data, message.opts)
+        elif message.type in _OPERATIONS:
+            self._on_request(message)
+
+    def _deliver_entry(self, entry_id: bytes, data: list[Any], opts: BroadcastOptions) -> None:
+        recovery = self.recovery
+        if recovery is not None and not opts.flags.volatile:
+            data.append(entry_id.decode())  # the offset the client remembers
+            opts = recovery.delivered(entry_key(entry_id), data, opts)
+        try:
+            self._deliver(Packet(PacketType.EVENT, self.nsp.name, data), opts)
+        except Exception:
+            logger.exception("a broadcast from the stream cannot be delivered")
+
+    def _on_request(self, req: ClusterRequest) -> None:
+        if req.type is RequestType.BROADCAST and req.request_id is None:
+            # Only the stream carries these in this protocol; a stray one is still delivered.
+            if req.uid != self.uid and req.data is not None:
+                self._deliver(Packet(PacketType.EVENT, self.nsp.name, req.data), req.opts)
+            return
+        super()._on_request(req)
+
+    def _on_message(self, role: Role, channel: bytes, payload: bytes) -> None:
+        if len(payload) > self._max_message_size:
+            _malformed.warn(self.nsp.name, InvalidPacket(f"{len(payload)} bytes: too large"))
+            return
+        try:
+            obj = unpack(payload)
+            kind = obj.get("type") if obj.__class__ is dict else None
+            if kind in (_HANDOVER, _HANDOVER_DONE):
+                self._on_handover(kind, obj)
+                return
+            message = envelope.decode(obj, self.uid, self.nsp.name)
+        except InvalidPacket as exc:
+            _malformed.warn(self.nsp.name, exc)
+            return
+        if isinstance(message, ClusterResponse):
+            self._on_response(message)
+        elif message is not None:
+            self._on_request(message)
+
+    # -- handing a session over -----------------------------------------------------------------
+
+    async def _hand_over(self, holder: str, pid: str, sid: SocketId) -> bool:
+        """Ask the server ``holder`` to give up the session ``pid`` (disconnect its socket and
+        write its final record); True once it did, False when it is gone or too slow."""
+        timeout = self._factory.handover_timeout
+        if holder == self.uid:
+            return await self._give_up_session(pid, sid, False)
+        hub = self._hub
+        if hub is None:
+            return False
+        rid = secrets.token_hex(8)
+        deadline = int((time.time() + timeout) * 1000)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._handovers[rid] = future
+        try:
+            async with asyncio.timeout(timeout):
+                receivers = await hub.publish_counted(
+                    self.protocol.private_channel(holder),
+                    self.protocol.handover(rid, pid, sid, deadline),
+                )
+                if not receivers:
+                    return False  # that server is gone: its record is all there is
+                await future
+        except TimeoutError:
+            logger.warning("server %s did not hand session %s over in time", holder, sid)
+            return False
+        except Exception as exc:
+            logger.warning("asking server %s for session %s failed: %s", holder, sid, exc)
+            return False
+        finally:
+            self._handovers.pop(rid, None)
+        return True
+
+    def _on_handover(self, kind: Any, obj: dict[str, Any]) -> None:
+        data = obj.get("data")
+        if data.__class__ is not dict or data.get("requestId").__class__ is not str:
+            raise InvalidPacket("a handover needs a requestId")
+        rid = data["requestId"]
+        if kind == _HANDOVER_DONE:
+            future = self._handovers.get(rid)
+            if future is not None and not future.done():
+                future.set_result(None)
+            return
+        pid, sid, requester = data.get("pid"), data.get("sid"), obj.get("uid")
+        if pid.__class__ is not str or sid.__class__ is not str or requester.__class__ is not str:
+            raise InvalidPacket("a handover needs pid, sid and uid")
+        deadline = data.get("deadline")
+        late = deadline.__class__ is int and deadline < time.time() * 1000
+        self._spawn(self._answer_handover(rid, pid, sid, requester, late))
+
+    async def _answer_handover(
+        self, rid: str, pid: str, sid: SocketId, requester: str, late: bool
+    ) -> None:
+        if await self._give_up_session(pid, sid, late):
+            self._publish(
+                (self.protocol.private_channel(requester), self.protocol.handover_done(rid))
+            )
+
+    async def _give_up_session(self, pid: str, sid: SocketId, taken: bool) -> bool:
+        """Disconnect the local socket of session ``pid`` (a recoverable disconnection: its
+        final record is written), and wait until what this server writes of it reached Redis.
+        ``taken``: another server took the session already (the request came too late): write
+        nothing, answer nothing."""
+        recovery = self.recovery
+        writer = self._writer()
+        if recovery is None or writer is None:
+            return False
+        socket = self.nsp.sockets.get(sid)
+        if socket is not None and socket._pid == pid and socket.connected:
+            if taken:
+                recovery._taken.add(pid)
+            client = socket.client
+            client.conn.close("transport close")
+            client.on_close("transport close")
+        if taken:
+            return False
+        waiting = recovery._persisting.get(pid) or writer.barrier()
+        try:
+            async with asyncio.timeout(self._factory.handover_timeout):
+                await asyncio.shield(waiting)
+        except Exception:
+            return False
+        return True
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+_OPERATIONS: Final = frozenset(
+    {RequestType.REMOTE_JOIN, RequestType.REMOTE_LEAVE, RequestType.REMOTE_DISCONNECT}
+)
+
+
+class StreamsHub:
+    """What one server's streams adapters share: the pub/sub bus, a reader per stream, the
+    ordered writer, the command client."""
+
+    def __init__(
+        self, factory: StreamsAdapterFactory, client: Any, owned: bool, bus: RedisBus
+    ) -> None:
+        self.client = client
+        self._owned = owned
+        self.bus = bus
+        self.writer = CommandWriter(
+            client, max_queued=factory.max_queued_messages, max_delay=factory.reconnect_max_delay
+        )
+        self._factory = factory
+        self._reader_client = factory._reader_client(client)
+        self.readers: dict[bytes, StreamReader] = {}
+        self._routes: dict[bytes, dict[bytes, StreamsAdapter]] = {}
+        self._publish_command = "SPUBLISH" if factory.sharded_pubsub else "PUBLISH"
+
+    def join(self, adapter: StreamsAdapter) -> StreamReader:
+        stream = adapter.protocol.stream
+        self._routes.setdefault(stream, {})[adapter.nsp.name.encode()] = adapter
+        reader = self.readers.get(stream)
+        if reader is None:
+            factory = self._factory
+            reader = self.readers[stream] = StreamReader(
+                self._reader_client,
+                stream,
+                partial(self._dispatch, self._routes[stream]),
+                count=factory.read_count,
+                block=factory.block_time,
+                max_delay=factory.reconnect_max_delay,
+            )
+            reader.start()
+        return reader
+
+    def leave(self, adapter: StreamsAdapter) -> None:
+        routes = self._routes.get(adapter.protocol.stream)
+        if routes is not None:
+            routes.pop(adapter.nsp.name.encode(), None)
+
+    @staticmethod
+    def _dispatch(
+        routes: dict[bytes, StreamsAdapter], entry_id: bytes, fields: dict[bytes, bytes]
+    ) -> None:
+        nsp = fields.get(b"nsp")
+        if nsp is None:
+            return
+        adapter = routes.get(nsp)
+        if adapter is not None:
+            adapter._on_entry(entry_id, fields)
+
+    async def publish_counted(self, channel: bytes, payload: bytes) -> int:
+        """PUBLISH (SPUBLISH) now, returning how many servers received it."""
+        count = await self.client.execute_command(self._publish_command, channel, payload)
+        return int(count or 0)
+
+    async def close(self) -> None:
+        await self.writer.close(min(self._factory.request_timeout, 2.0))
+        for reader in self.readers.values():
+            await reader.close()
+        self.readers.clear()
+        await self.bus.close()
+        if self._reader_client is not self.client:
+            with contextlib.suppress(Exception):
+                await self._reader_client.aclose()
+        if self._owned:
+            with contextlib.suppress(Exception):
+                await self.client.aclose()
+
+
+class StreamsAdapterFactory(RedisAdapterFactory):
+    """What :func:`redis_streams_adapter` returns: ``Server(adapter=...)`` calls it with each
+    namespace. One :class:`StreamsHub` per server it serves."""
+
+    def __init__(
+        self,
+        redis: str | Redis = "redis://127.0.0.1:6379/0",
+        *,
+        stream_name: str = "socket.io",
+        stream_count: int = 1,
+        channel_prefix: str = "socket.io",
+        sharded_pubsub: bool = False,
+        max_len: int = 10_000,
+        read_count: int = 100,
+        block_time: float = 2.0,
+        session_key_prefix: str = "sio:session:",
+        only_plaintext: bool = False,
+        request_timeout: float = 5.0,
+        handover_timeout: float = 1.0,
+        session_refresh: float | None = None,
+        max_queued_messages: int = 100_000,
+        max_message_size: int = 64 * 1024 * 1024,
+        reconnect_max_delay: float = 5.0,
+        health_interval: float = 15.0,
+    ) -> None:
+        super().__init__(
+            redis,
+            key=channel_prefix,
+            request_timeout=request_timeout,
+            sharded=sharded_pubsub,
+            max_queued_messages=max_queued_messages,
+            max_message_size=max_message_size,
+            reconnect_max_delay=reconnect_max_delay,
+            health_interval=health_interval,
+        )
+        if stream_count < 1:
+            raise ValueError("stream_count must be at least 1")
+        if max_len < 1 or read_count < 1:
+            raise ValueError("max_len and read_count must be positive")
+        if block_time <= 0 or handover_timeout <= 0:
+            raise ValueError("block_time and handover_timeout must be positive")
+        if session_refresh is not None and session_refresh <= 0:
+            raise ValueError("session_refresh must be positive")
+        self.stream_name = stream_name
+        self.stream_count = stream_count
+        self.sharded_pubsub = sharded_pubsub
+        self.max_len = max_len
+        self.read_count = read_count
+        self.block_time = block_time
+        self.session_key_prefix = session_key_prefix
+        self.only_plaintext = only_plaintext
+        self.handover_timeout = handover_timeout
+        self.session_refresh = session_refresh
+        self._hubs: weakref.WeakKeyDictionary[Server, StreamsHub] = weakref.WeakKeyDictionary()
+
+    def __call__(self, nsp: Namespace) -> StreamsAdapter:
+        return StreamsAdapter(nsp, self)
+
+    def _new_uid(self) -> str:
+        return secrets.token_hex(8)  # as Node's ClusterAdapter makes them
+
+    def _protocol(self, nsp: str, uid: str) -> StreamsProtocol:
+        return StreamsProtocol(
+            self.key,
+            nsp,
+            uid,
+            stream=stream_of(self.stream_name, nsp, self.stream_count),
+            max_len=self.max_len,
+            sharded_pubsub=self.sharded_pubsub,
+            only_plaintext=self.only_plaintext,
+        )
+
+    def _reader_client(self, client: Any) -> Any:
+        """The client the stream readers block on: its own connections, with a socket timeout
+        longer than the XREAD block time (a client passed in is used as it is)."""
+        if not isinstance(self.redis, str):
+            return client
+        return Redis.from_url(
+            self.redis,
+            retry=Retry(NoBackoff(), 0),
+            socket_timeout=self.block_time + self.request_timeout,
+            socket_connect_timeout=min(self.request_timeout, 5.0),
+        )
+
+    def _hub_for(self, adapter: RedisAdapter) -> StreamsHub:
+        hub = self._hubs.get(adapter.nsp.server)
+        assert hub is not None, "the adapter attaches first"
+        return hub
+
+    def _attach(self, adapter: RedisAdapter) -> RedisBus:
+        server = adapter.nsp.server
+        hub = self._hubs.get(server)
+        if hub is None:
+            client, owned = self._client()
+            bus = RedisBus(
+                client,
+                owns_client=False,
+                sharded=self.sharded,
+                request_timeout=self.request_timeout,
+                max_queued=self.max_queued_messages,
+                max_delay=self.reconnect_max_delay,
+                health_interval=self.health_interval,
+                max_message_size=self.max_message_size,
+            )
+            hub = self._hubs[server] = StreamsHub(self, client, owned, bus)
+            self._members[bus] = set()
+        self._members[hub.bus].add(adapter)
+        return hub.bus
+
+    async def _detach(self, adapter: RedisAdapter, bus: RedisBus) -> None:
+        members = self._members.get(bus)
+        if members is None:
+            return
+        members.discard(adapter)
+        if not members:
+            del self._members[bus]
+            server = adapter.nsp.server
+            hub = self._hubs.pop(server, None)
+            if hub is not None:
+                await hub.close()
+
+
+def redis_streams_adapter(
+    redis: str | Redis = "redis://127.0.0.1:6379/0",
+    *,
+    stream_name: str = "socket.io",
+    stream_count: int = 1,
+    channel_prefix: str = "socket.io",
+    sharded_pubsub: bool = False,
+    max_len: int = 10_000,
+    read_count: int = 100,
+    block_time: float = 2.0,
+    session_key_prefix: str = "sio:session:",
+    only_plaintext: bool = False,
+    request_timeout: float = 5.0,
+    handover_timeout: float = 1.0,
+    session_refresh: float | None = None,
+    max_queued_messages: int = 100_000,
+    max_message_size: int = 64 * 1024 * 1024,
+    reconnect_max_delay: float = 5.0,
+    health_interval: float = 15.0,
+) -> StreamsAdapterFactory:
+    """The Redis Streams adapter for ``sockjet.Server(adapter=...)`` (see the module docs).
+
+    ``redis`` is a URL or a ``redis.asyncio.Redis`` client (shared, not closed by sockjet; its
+    ``socket_timeout`` must then exceed ``block_time``). The options of Node's ``createAdapter``
+    (``streamName``, ``streamCount``, ``channelPrefix``, ``useShardedPubSub``, ``maxLen``,
+    ``readCount``, ``sessionKeyPrefix``, ``onlyPlaintext``) must match the Node servers' when
+    they share the cluster. ``block_time`` (seconds) is how long one ``XREAD`` waits (it only
+    bounds how often an idle reader asks again). ``request_timeout`` bounds every request to the
+    other servers; ``handover_timeout`` how long a restore waits for a live server to give a
+    session up; ``session_refresh`` (seconds; default a quarter of
+    ``max_disconnection_duration``, at most 30) how often live session records are rewritten.
+    ``max_queued_messages``, ``max_message_size``, ``reconnect_max_delay`` and
+    ``health_interval`` as in :func:`~sockjet.adapters.redis.redis_adapter`.
+    """
+    return StreamsAdapterFactory(
+        redis,
+        stream_name=stream_name,
+        stream_count=stream_count,
+        channel_prefix=channel_prefix,
+        sharded_pubsub=sharded_pubsub,
+        max_len=max_len,
+        read_count=read_count,
+        block_time=block_time,
+        session_key_prefix=session_key_prefix,
+        only_plaintext=only_plaintext,
+        request_timeout=request_timeout,
+        handover_timeout=handover_timeout,
+        session_refresh=session_refresh,
+        max_queued_messages=max_queued_messages,
+        max_message_size=max_message_size,
+        reconnect_max_delay=reconnect_max_delay,
+        health_interval=health_interval,
+    )
