@@ -214,7 +214,7 @@ class RedisAdapter(MemoryAdapter):
         on_reply: Callable[[Any], None],
     ) -> None:
         if not opts.flags.local and self._live() is not None:
-            rid = new_id()
+            rid = self._factory._new_request_id()
             outbound = self.protocol.broadcast_with_ack(rid, packet.data, opts)
             request = AckRequest(on_client_count, on_reply, self._servers)
             timeout = opts.flags.timeout
@@ -249,7 +249,7 @@ class RedisAdapter(MemoryAdapter):
         expected = await self.server_count() - 1
         if expected <= 0:
             return found
-        rid = new_id()
+        rid = self._factory._new_request_id()
         gather = Gather(expected)
         try:
             answers = await self._ask(self.protocol.fetch_sockets(rid, opts), rid, gather)
@@ -275,7 +275,7 @@ class RedisAdapter(MemoryAdapter):
         """Every room of this namespace across the cluster (with the sharded protocol, which
         has no such request, this server's rooms only)."""
         rooms = set(self.rooms)
-        rid = new_id()
+        rid = self._factory._new_request_id()
         outbound = self.protocol.all_rooms(rid)
         if outbound is None or self._live() is None:
             return rooms
@@ -324,7 +324,7 @@ class RedisAdapter(MemoryAdapter):
         expected = await self.server_count() - 1
         if expected <= 0:
             return []
-        rid = new_id()
+        rid = self._factory._new_request_id()
         gather = Gather(expected, typed=RequestType.SERVER_SIDE_EMIT)
         try:
             return await self._ask(self.protocol.server_side_emit(packet, rid), rid, gather)
@@ -570,6 +570,10 @@ class RedisAdapterFactory:
 
     def _new_uid(self) -> str:
         """A namespace's node id (six characters, as Node's classic adapter makes them)."""
+        return new_id()
+
+    def _new_request_id(self) -> str:
+        """A request's id (six characters, as Node's classic adapter makes them)."""
         return new_id()
 
     def _protocol(self, nsp: str, uid: str) -> RedisProtocol:

@@ -1427,6 +1427,9 @@ class StreamsAdapterFactory(RedisAdapterFactory):
     def _new_uid(self) -> str:
         return secrets.token_hex(8)  # as Node's ClusterAdapter makes them
 
+    def _new_request_id(self) -> str:
+        return secrets.token_hex(8)
+
     def _protocol(self, nsp: str, uid: str) -> StreamsProtocol:
         return StreamsProtocol(
             self.key,
