@@ -64,9 +64,13 @@ def _free_port() -> int:
 
 
 class RedisServer:
-    """A private redis-server: ``async with RedisServer() as redis: redis.url``."""
+    """A private redis-server: ``async with RedisServer() as redis: redis.url``.
 
-    def __init__(self) -> None:
+    ``persistent``: an append-only file, synced before each reply, so that what Redis
+    acknowledged survives a kill and a restart (in its temporary directory)."""
+
+    def __init__(self, *, persistent: bool = False) -> None:
+        self.persistent = persistent
         self.port = _free_port()
         self._dir = Path(tempfile.mkdtemp(prefix="sockjet-redis-"))
         self._proc: asyncio.subprocess.Process | None = None
@@ -98,8 +102,8 @@ class RedisServer:
             "127.0.0.1",
             "--save",
             "",
-            "--appendonly",
-            "no",
+            *(("--appendonly", "yes", "--appendfsync", "always") if self.persistent else ()),
+            *(("--appendonly", "no") if not self.persistent else ()),
             "--dir",
             str(self._dir),
             stdout=asyncio.subprocess.PIPE,

@@ -41,7 +41,8 @@ from sockjet.protocol.socketio import check_event_name
 from sockjet.server.targets import BroadcastFlags, BroadcastOptions, Room
 
 if TYPE_CHECKING:
-    from sockjet.adapters.redis_streams import CommandWriter, StreamsProtocol
+    from sockjet.adapters.redis_streams import StreamsProtocol
+    from sockjet.adapters.redis_streams_io import CommandWriter
 
 __all__ = ["Emitter", "EmitterOperator"]
 
@@ -72,7 +73,7 @@ class _Connection:
         self.publisher = Publisher(self.client, sharded=sharded, max_queued=max_queued)
         self.writer: CommandWriter | None = None
         if streams is not None:
-            from sockjet.adapters.redis_streams import CommandWriter
+            from sockjet.adapters.redis_streams_io import CommandWriter
 
             self.writer = CommandWriter(self.client, max_queued=max_queued)
         self.closed = False

@@ -60,21 +60,18 @@ import base64
 import binascii
 import contextlib
 import logging
-import random
 import re
 import secrets
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import ResponseError
 
 from sockjet.adapters import cluster_envelope as envelope
@@ -92,6 +89,16 @@ from sockjet.adapters.redis_codec import (
 )
 from sockjet.adapters.redis_protocols import Outbound, RedisProtocol, Role, SubscriptionKind
 from sockjet.adapters.redis_requests import MalformedLog
+from sockjet.adapters.redis_streams_io import (
+    CommandWriter,
+    Connect,
+    EntryId,
+    EntryWriter,
+    StreamReader,
+    entries_of,
+    entry_key,
+    report_lost,
+)
 from sockjet.engine.io import send_packet
 from sockjet.errors import InvalidPacket
 from sockjet.protocol.json import DUMPS_OPTIONS, loads
@@ -105,8 +112,7 @@ if TYPE_CHECKING:
     from sockjet.server.server import Server
 
 __all__ = [
-    "CommandWriter",
-    "StreamReader",
+    "SessionRecord",
     "StreamsAdapter",
     "StreamsAdapterFactory",
     "StreamsProtocol",
@@ -136,10 +142,8 @@ _HANDOVER: Final = 100
 """sockjet's own pub/sub message (never sent to a Node server: only to a sockjet server's
 private channel): "a client of yours is back here: disconnect it and write its record"."""
 _HANDOVER_DONE: Final = 101
-_BATCH: Final = 512  # commands per pipelined round trip
 _FLUSH_CHUNK: Final = 1000  # session records written per loop iteration
-
-EntryId = tuple[int, int]
+_RECENT: Final = 10_000  # ids of this server's latest broadcasts kept, per stream
 
 
 def hash_code(text: str) -> int:
@@ -159,13 +163,6 @@ def stream_of(stream_name: str, nsp: str, stream_count: int) -> str:
     h = hash_code(nsp)
     index = h % stream_count if h >= 0 else -(-h % stream_count)
     return f"{stream_name}-{index}"
-
-
-def entry_key(entry_id: bytes | str) -> EntryId:
-    """An entry id as a comparable pair (``b"1795677783006-0"`` -> ``(1795677783006, 0)``)."""
-    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    ms, _, seq = text.partition("-")
-    return int(ms), int(seq or 0)
 
 
 def _included(rooms: set[Room] | frozenset[Room], opts: BroadcastOptions) -> bool:
@@ -379,294 +376,6 @@ class SessionRecord:
             holder,
             since,
         )
-
-
-# -- I/O: an ordered writer, a stream reader -------------------------------------------------
-
-
-class CommandWriter:
-    """Redis commands sent in order on one client, in pipelined batches.
-
-    While Redis is unreachable the queue waits (bounded by ``max_queued``: the oldest go first)
-    and a PING tells when it is back; then what waited is sent. Commands of a batch whose send
-    failed may or may not have reached Redis: they are not sent again (that could duplicate a
-    broadcast) but counted as *possibly lost* and logged (:attr:`lost`).
-    """
-
-    def __init__(self, client: Any, *, max_queued: int = 100_000, max_delay: float = 5.0) -> None:
-        self._client = client
-        self._queue: deque[tuple[tuple[Any, ...], asyncio.Future[Any] | None, str]] = deque()
-        self._max_queued = max_queued
-        self._max_delay = max_delay
-        self._task: asyncio.Task[None] | None = None
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._failing = False
-        self._closed = False
-        self.lost: dict[str, int] = {}
-        """What may be lost, by kind (``"broadcast"``, ``"operation"``, ``"session"``)."""
-        self.dropped: dict[str, int] = {}
-        """What was dropped unsent because too much waited for Redis, by kind."""
-
-    @property
-    def queued(self) -> int:
-        return len(self._queue)
-
-    def send(self, args: tuple[Any, ...], kind: str) -> None:
-        """Queue one command (sent soon, in order; failures are logged and counted)."""
-        self._enqueue(args, None, kind)
-
-    def send_waiting(self, args: tuple[Any, ...], kind: str) -> asyncio.Future[Any]:
-        """Like :meth:`send`; the future resolves with Redis's reply or fails with the error."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        future.add_done_callback(_quiet)
-        self._enqueue(args, future, kind)
-        return future
-
-    def barrier(self) -> asyncio.Future[Any]:
-        """A future that resolves once everything queued before it was sent (or failed)."""
-        return self.send_waiting(("PING",), "barrier")
-
-    def _enqueue(
-        self, args: tuple[Any, ...], waiter: asyncio.Future[Any] | None, kind: str
-    ) -> None:
-        if self._closed:
-            if waiter is not None:
-                waiter.set_exception(ConnectionError("the Redis writer is closed"))
-            return
-        queue = self._queue
-        if len(queue) >= self._max_queued:
-            _, lost, lost_kind = queue.popleft()
-            if lost is not None and not lost.done():
-                lost.set_exception(ConnectionError("dropped: too many commands queued for Redis"))
-            count = self.dropped[lost_kind] = self.dropped.get(lost_kind, 0) + 1
-            if count == 1 or count % 10_000 == 0:
-                logger.warning(
-                    "Redis write queue full (%d): dropping the oldest (%d %s dropped)",
-                    len(queue),
-                    count,
-                    lost_kind,
-                )
-        queue.append((args, waiter, kind))
-        if self._task is None:
-            self._idle.clear()
-            self._task = asyncio.get_running_loop().create_task(
-                self._drain(), name="sockjet-redis-streams-write"
-            )
-
-    async def flush(self, grace: float) -> bool:
-        """Wait until everything queued was sent (or failed); False after ``grace`` s."""
-        try:
-            async with asyncio.timeout(grace):
-                await self._idle.wait()
-        except TimeoutError:
-            return False
-        return True
-
-    async def close(self, grace: float = 1.0) -> None:
-        """Send what is queued (waiting at most ``grace`` seconds), then stop."""
-        await self.flush(grace)
-        self._closed = True
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        error = ConnectionError("the Redis writer is closed")
-        while self._queue:
-            _, waiter, kind = self._queue.popleft()
-            self.dropped[kind] = self.dropped.get(kind, 0) + 1
-            if waiter is not None and not waiter.done():
-                waiter.set_exception(error)
-        self._idle.set()
-
-    async def _execute(self, batch: list[tuple[tuple[Any, ...], Any, str]]) -> list[Any]:
-        if len(batch) == 1:
-            return [await self._client.execute_command(*batch[0][0])]
-        async with self._client.pipeline(transaction=False) as pipe:
-            for args, _, _ in batch:
-                pipe.execute_command(*args)
-            result: list[Any] = await pipe.execute(raise_on_error=False)
-            return result
-
-    def _count_lost(self, batch: list[tuple[tuple[Any, ...], Any, str]], exc: Exception) -> None:
-        counts: dict[str, int] = {}
-        for _, _, kind in batch:
-            if kind != "barrier":
-                counts[kind] = counts.get(kind, 0) + 1
-        for kind, count in counts.items():
-            self.lost[kind] = self.lost.get(kind, 0) + count
-        if counts:
-            logger.warning(
-                "Redis write failed (%s): %s may be lost",
-                exc,
-                ", ".join(f"{count} {kind}" for kind, count in sorted(counts.items())),
-            )
-
-    async def _drain(self) -> None:
-        queue = self._queue
-        delay = 0.0
-        try:
-            while queue:
-                if self._failing:
-                    # Nothing is sent until Redis answers: what waits is not lost meanwhile.
-                    try:
-                        await self._client.execute_command("PING")
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception:
-                        delay = min(max(delay * 2, 0.05), self._max_delay)
-                        await asyncio.sleep(delay * (0.5 + random.random() / 2))
-                        continue
-                    self._failing = False
-                    logger.info("Redis writes work again (%d waiting)", len(queue))
-                batch = [queue.popleft() for _ in range(min(len(queue), _BATCH))]
-                try:
-                    results = await self._execute(batch)
-                except asyncio.CancelledError:
-                    queue.extendleft(reversed(batch))
-                    raise
-                except Exception as exc:
-                    self._failing = True
-                    self._count_lost(batch, exc)
-                    for _, waiter, _ in batch:
-                        if waiter is not None and not waiter.done():
-                            waiter.set_exception(exc)
-                    continue
-                delay = 0.0
-                for (_, waiter, kind), result in zip(batch, results, strict=False):
-                    if isinstance(result, Exception):
-                        if kind != "barrier":
-                            self.lost[kind] = self.lost.get(kind, 0) + 1
-                            logger.warning("Redis refused a %s write: %s", kind, result)
-                        if waiter is not None and not waiter.done():
-                            waiter.set_exception(result)
-                    elif waiter is not None and not waiter.done():
-                        waiter.set_result(result)
-        finally:
-            if self._task is asyncio.current_task():
-                self._task = None
-            if not queue or self._task is None:
-                self._idle.set()
-
-
-def _quiet(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
-
-
-Dispatch = Callable[[bytes, dict[bytes, bytes]], None]
-
-
-class StreamReader:
-    """Reads one stream from where it stood when the reader started (``XREAD BLOCK``), and hands
-    each entry to ``dispatch(entry_id, fields)`` in order. The position is kept across Redis
-    outages: nothing recorded meanwhile is skipped."""
-
-    def __init__(
-        self,
-        client: Any,
-        stream: bytes,
-        dispatch: Dispatch,
-        *,
-        count: int = 100,
-        block: float = 2.0,
-        max_delay: float = 5.0,
-    ) -> None:
-        self._client = client
-        self.stream = stream
-        self._dispatch = dispatch
-        self._count = count
-        self._block_ms = max(1, round(block * 1000))
-        self._max_delay = max_delay
-        self.position: bytes | None = None
-        """The id of the last entry handed over (``b"0-0"``: none yet), None until started."""
-        self.started = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._down = False
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(), name="sockjet-redis-streams-read"
-            )
-
-    async def close(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _tip(self) -> bytes:
-        reply = await self._client.execute_command("XREVRANGE", self.stream, "+", "-", "COUNT", "1")
-        for entry_id, _ in _entries_of(reply):
-            return entry_id
-        return b"0-0"
-
-    async def _run(self) -> None:
-        delay = 0.05
-        while True:
-            try:
-                if self.position is None:
-                    self.position = await self._tip()
-                    self.started.set()
-                reply = await self._client.execute_command(
-                    "XREAD",
-                    "COUNT",
-                    self._count,
-                    "BLOCK",
-                    self._block_ms,
-                    "STREAMS",
-                    self.stream,
-                    self.position,
-                )
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if not self._down:
-                    self._down = True
-                    logger.warning("reading stream %s failed (%s); retrying", self.stream, exc)
-                await asyncio.sleep(delay * (0.5 + random.random() / 2))
-                delay = min(delay * 2, self._max_delay)
-                continue
-            if self._down:
-                self._down = False
-                logger.info("reading stream %s works again", self.stream)
-            delay = 0.05
-            dispatch = self._dispatch
-            for entry_id, fields in _entries_of(_only_stream(reply)):
-                try:
-                    dispatch(entry_id, fields)
-                except Exception:
-                    logger.exception("handling a stream entry failed")
-                self.position = entry_id
-
-
-def _only_stream(reply: Any) -> Any:
-    """The entries of the (single) stream of an XREAD reply (RESP2 list, RESP3 map)."""
-    if not reply:
-        return []
-    if isinstance(reply, dict):
-        for value in reply.values():
-            return value[0] if value and isinstance(value[0], list) and len(value) == 1 else value
-        return []
-    first = reply[0]
-    return first[1] if isinstance(first, list | tuple) and len(first) == 2 else []
-
-
-def _entries_of(reply: Any) -> Iterable[tuple[bytes, dict[bytes, bytes]]]:
-    """``(id, fields)`` of each entry of an XRANGE/XREAD reply as redis-py parses it."""
-    for item in reply or ():
-        if not isinstance(item, list | tuple) or len(item) != 2:
-            continue
-        entry_id, fields = item
-        if fields is None:
-            continue  # an entry deleted meanwhile
-        if not isinstance(fields, dict):
-            it = iter(fields)
-            fields = dict(zip(it, it, strict=False))
-        yield entry_id, fields
 
 
 # -- recovery across servers -------------------------------------------------------------------
@@ -947,7 +656,7 @@ class StreamsRecovery:
             reply = await adapter._command(
                 "XRANGE", protocol.stream, start, end, "COUNT", self._page
             )
-            entries = list(_entries_of(reply))
+            entries = list(entries_of(reply))
             for entry_id, fields in entries:
                 if fields.get(b"nsp") != nsp or fields.get(b"type") != b"3":
                     continue
@@ -1106,11 +815,28 @@ class StreamsAdapter(RedisAdapter):
                 send_packet(socket.conn, outgoing, volatile)
 
     def _xadd(self, body: envelope.Body, kind: str) -> bool:
-        writer = self._writer()
-        if writer is None:
+        if self._hub is None:
+            self._live()
+        hub = self._hub
+        if hub is None:
             return False
-        writer.send(self.protocol.entry(body), kind)
+        entry = self.protocol.entry(body)  # raises for what cannot travel, before any send
+        hub.entries(self.protocol.stream).send(entry, kind)
         return True
+
+    @property
+    def lost(self) -> dict[str, int]:
+        """What this server wrote to Redis that may be lost, by kind (``"broadcast"``,
+        ``"operation"``, ``"session"``): it was on its way when a connection failed, or Redis
+        lost it (restarted without its data). Each is logged when it happens."""
+        hub = self._hub
+        return {} if hub is None else hub.lost
+
+    async def flush(self, grace: float = 5.0) -> bool:
+        """Wait until everything this server wrote so far reached Redis (its broadcasts are
+        recorded, its session records written); False after ``grace`` seconds."""
+        hub = self._hub
+        return True if hub is None else await hub.flush(grace)
 
     def broadcast(self, packet: Packet, opts: BroadcastOptions) -> None:
         if opts.flags.local:
@@ -1296,8 +1022,8 @@ _OPERATIONS: Final = frozenset(
 
 
 class StreamsHub:
-    """What one server's streams adapters share: the pub/sub bus, a reader per stream, the
-    ordered writer, the command client."""
+    """What one server's streams adapters share: the command client, the pub/sub bus, and per
+    stream a reader and an entry writer (see :mod:`sockjet.adapters.redis_streams_io`)."""
 
     def __init__(
         self, factory: StreamsAdapterFactory, client: Any, owned: bool, bus: RedisBus
@@ -1308,9 +1034,11 @@ class StreamsHub:
         self.writer = CommandWriter(
             client, max_queued=factory.max_queued_messages, max_delay=factory.reconnect_max_delay
         )
+        """Session records (and what must follow them), in order."""
         self._factory = factory
-        self._reader_client = factory._reader_client(client)
         self.readers: dict[bytes, StreamReader] = {}
+        self._entries: dict[bytes, EntryWriter | CommandWriter] = {}
+        self._recent: dict[bytes, deque[EntryId]] = {}
         self._routes: dict[bytes, dict[bytes, StreamsAdapter]] = {}
         self._publish_command = "SPUBLISH" if factory.sharded_pubsub else "PUBLISH"
 
@@ -1321,12 +1049,16 @@ class StreamsHub:
         if reader is None:
             factory = self._factory
             reader = self.readers[stream] = StreamReader(
-                self._reader_client,
+                self.client,
                 stream,
                 partial(self._dispatch, self._routes[stream]),
+                connect=self._connector(stream),
                 count=factory.read_count,
                 block=factory.block_time,
+                timeout=factory.request_timeout,
                 max_delay=factory.reconnect_max_delay,
+                max_message_size=factory.max_message_size,
+                on_gap=partial(self._gap, stream),
             )
             reader.start()
         return reader
@@ -1347,23 +1079,114 @@ class StreamsHub:
         if adapter is not None:
             adapter._on_entry(entry_id, fields)
 
+    # -- writing entries ----------------------------------------------------------------------------
+
+    def entries(self, stream: bytes) -> EntryWriter | CommandWriter:
+        """The writer of ``stream``'s entries: a connection of its own (to the node that holds
+        the stream, on a cluster), or the command writer for clients that cannot give one."""
+        writer = self._entries.get(stream)
+        if writer is None:
+            factory = self._factory
+            connect = self._connector(stream)
+            if connect is None:
+                writer = self.writer
+            else:
+                writer = EntryWriter(
+                    connect,
+                    on_recorded=partial(self._recorded, stream),
+                    max_queued=factory.max_queued_messages,
+                    max_delay=factory.reconnect_max_delay,
+                )
+            self._entries[stream] = writer
+        return writer
+
+    def _connector(self, stream: bytes) -> Connect | None:
+        client = self.client
+        pool = getattr(client, "connection_pool", None)
+        if pool is not None and hasattr(pool, "make_connection"):
+
+            async def connect() -> Any:
+                connection = pool.make_connection()
+                await connection.connect()
+                return _usable(connection)
+
+            return connect
+        if hasattr(client, "get_node_from_key") and hasattr(client, "nodes_manager"):
+            first = True
+
+            async def connect_cluster() -> Any:
+                nonlocal first
+                if first:
+                    await client.initialize()
+                    first = False
+                else:  # it may have moved: ask the cluster again
+                    await client.nodes_manager.initialize()
+                node = client.get_node_from_key(stream.decode())
+                connection = node.connection_class(**node.connection_kwargs)
+                await connection.connect()
+                return _usable(connection)
+
+            return connect_cluster
+        return None
+
+    def _recorded(self, stream: bytes, entry_id: bytes, kind: str) -> None:
+        if kind == "broadcast":
+            recent = self._recent.get(stream)
+            if recent is None:
+                recent = self._recent[stream] = deque(maxlen=_RECENT)
+            recent.append(entry_key(entry_id))
+
+    def _gap(self, stream: bytes, position: bytes) -> None:
+        """The stream lost entries after ``position``: ours among them are lost."""
+        after = entry_key(position)
+        recent = self._recent.get(stream, ())
+        lost = sum(1 for key in recent if key > after)
+        writer = self._entries.get(stream)
+        if lost and writer is not None:
+            why = f"Redis no longer holds stream {stream.decode()!r} after {position.decode()}"
+            report_lost({"broadcast": lost}, writer.lost, why)
+
+    @property
+    def lost(self) -> dict[str, int]:
+        """What may be lost, by kind, over every writer."""
+        total: dict[str, int] = {}
+        for writer in {self.writer, *self._entries.values()}:
+            for kind, n in writer.lost.items():
+                total[kind] = total.get(kind, 0) + n
+        return total
+
+    async def flush(self, grace: float) -> bool:
+        """Wait until everything written so far reached Redis (False after ``grace`` s)."""
+        done = True
+        for writer in {self.writer, *self._entries.values()}:
+            done = await writer.flush(grace) and done
+        return done
+
     async def publish_counted(self, channel: bytes, payload: bytes) -> int:
         """PUBLISH (SPUBLISH) now, returning how many servers received it."""
         count = await self.client.execute_command(self._publish_command, channel, payload)
         return int(count or 0)
 
     async def close(self) -> None:
-        await self.writer.close(min(self._factory.request_timeout, 2.0))
+        grace = min(self._factory.request_timeout, 2.0)
+        for writer in self._entries.values():
+            if writer is not self.writer:
+                await writer.close(grace)
+        await self.writer.close(grace)
         for reader in self.readers.values():
             await reader.close()
         self.readers.clear()
         await self.bus.close()
-        if self._reader_client is not self.client:
-            with contextlib.suppress(Exception):
-                await self._reader_client.aclose()
         if self._owned:
             with contextlib.suppress(Exception):
                 await self.client.aclose()
+
+
+def _usable(connection: Any) -> Any:
+    """A redis-py connection whose streams the entry writer can use directly."""
+    if not isinstance(getattr(connection, "_reader", None), asyncio.StreamReader):
+        raise ConnectionError("this Redis connection cannot be written to directly")
+    return connection
 
 
 class StreamsAdapterFactory(RedisAdapterFactory):
@@ -1439,18 +1262,6 @@ class StreamsAdapterFactory(RedisAdapterFactory):
             max_len=self.max_len,
             sharded_pubsub=self.sharded_pubsub,
             only_plaintext=self.only_plaintext,
-        )
-
-    def _reader_client(self, client: Any) -> Any:
-        """The client the stream readers block on: its own connections, with a socket timeout
-        longer than the XREAD block time (a client passed in is used as it is)."""
-        if not isinstance(self.redis, str):
-            return client
-        return Redis.from_url(
-            self.redis,
-            retry=Retry(NoBackoff(), 0),
-            socket_timeout=self.block_time + self.request_timeout,
-            socket_connect_timeout=min(self.request_timeout, 5.0),
         )
 
     def _hub_for(self, adapter: RedisAdapter) -> StreamsHub:
