@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Self
 
+import redis.asyncio as aioredis
 import socketio  # type: ignore[import-untyped]  # no stubs
 from peers import HERE, PuppetError, Recorder, _LineProcess, _Mailbox, from_wire, to_wire
 
@@ -41,6 +42,7 @@ from sockjet.server.recovery import ConnectionStateRecovery
 __all__ = [
     "NodeRedisNode",
     "PyClient",
+    "RedisCluster",
     "RedisServer",
     "redis_available",
     "sockjet_node",
@@ -71,6 +73,9 @@ class RedisServer:
 
     def __init__(self, *, persistent: bool = False) -> None:
         self.persistent = persistent
+        self.cluster = False
+        """Start as a Redis Cluster node (see :class:`RedisCluster`)."""
+        self._bus_port: int | None = None
         self.port = _free_port()
         self._dir = Path(tempfile.mkdtemp(prefix="sockjet-redis-"))
         self._proc: asyncio.subprocess.Process | None = None
@@ -104,6 +109,7 @@ class RedisServer:
             "",
             *(("--appendonly", "yes", "--appendfsync", "always") if self.persistent else ()),
             *(("--appendonly", "no") if not self.persistent else ()),
+            *(self._cluster_options() if self.cluster else ()),
             "--dir",
             str(self._dir),
             stdout=asyncio.subprocess.PIPE,
@@ -124,6 +130,14 @@ class RedisServer:
             raise
         self._drain = asyncio.create_task(self._read_rest(proc))
 
+    def _cluster_options(self) -> tuple[str, ...]:
+        if self._bus_port is None:
+            self._bus_port = _free_port()  # the node-to-node port (not port + 10000)
+        return (
+            "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+            "--cluster-port", str(self._bus_port), "--cluster-node-timeout", "2000",
+        )  # fmt: skip
+
     async def _read_rest(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stdout is not None
         async for raw in proc.stdout:
@@ -139,6 +153,68 @@ class RedisServer:
         if drain is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(drain, 2)
+
+
+class RedisCluster:
+    """A private Redis Cluster of ``masters`` redis-servers (no replicas) on free ports, each
+    in its own temporary directory with its own cluster config file, joined with
+    ``redis-cli --cluster create``: ``async with RedisCluster() as cluster: cluster.url``.
+    Ready once every node says ``cluster_state:ok``."""
+
+    def __init__(self, masters: int = 3) -> None:
+        self.nodes = [RedisServer() for _ in range(masters)]
+
+    @property
+    def url(self) -> str:
+        """A URL of one node (a cluster client discovers the others from it)."""
+        return self.nodes[0].url
+
+    @property
+    def ports(self) -> list[int]:
+        return [node.port for node in self.nodes]
+
+    async def __aenter__(self) -> Self:
+        try:
+            await self.start()
+        except BaseException:
+            await self.__aexit__()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for node in self.nodes:
+            await node.__aexit__()
+
+    async def start(self) -> None:
+        for node in self.nodes:
+            node.cluster = True
+        await asyncio.gather(*(node.start() for node in self.nodes))
+        cli = shutil.which("redis-cli")
+        if cli is None:
+            raise RuntimeError("redis-cli is not installed")
+        addresses = [f"127.0.0.1:{port}" for port in self.ports]
+        proc = await asyncio.create_subprocess_exec(
+            cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        out, _ = await asyncio.wait_for(proc.communicate(), 30)
+        if proc.returncode != 0:
+            raise RuntimeError("redis-cli --cluster create failed:\n" + out.decode())
+        for port in self.ports:
+            client = aioredis.Redis(host="127.0.0.1", port=port)
+            try:
+                await until(lambda c=client: _cluster_ok(c), timeout=20, every=0.05)
+            finally:
+                await client.aclose()
+
+    def client(self) -> aioredis.RedisCluster:
+        """A cluster client of this cluster (the caller closes it)."""
+        return aioredis.RedisCluster(host="127.0.0.1", port=self.ports[0])
+
+
+async def _cluster_ok(client: aioredis.Redis) -> bool:
+    info = await client.cluster("info")
+    return bool(info.get("cluster_state") == "ok")
 
 
 class NodeRedisNode(_LineProcess):

@@ -545,6 +545,7 @@ class RedisAdapterFactory:
         max_message_size: int = 64 * 1024 * 1024,
         reconnect_max_delay: float = 5.0,
         health_interval: float = 15.0,
+        cluster: bool = False,
     ) -> None:
         if request_timeout <= 0:
             raise ValueError("request_timeout must be positive")
@@ -560,6 +561,8 @@ class RedisAdapterFactory:
         self.max_message_size = max_message_size
         self.reconnect_max_delay = reconnect_max_delay
         self.health_interval = health_interval
+        self.cluster = cluster
+        """``redis`` is a URL of a Redis Cluster node (see :mod:`sockjet.adapters.redis_cluster`)."""
         self._buses: weakref.WeakKeyDictionary[Server, RedisBus] = weakref.WeakKeyDictionary()
         self._members: dict[RedisBus, set[RedisAdapter]] = {}
 
@@ -587,6 +590,13 @@ class RedisAdapterFactory:
         if not isinstance(self.redis, str):
             return self.redis, False
         timeout = self.request_timeout
+        if self.cluster:
+            from redis.asyncio import RedisCluster
+
+            cluster: Any = RedisCluster.from_url(
+                self.redis, socket_timeout=timeout, socket_connect_timeout=min(timeout, 5.0)
+            )
+            return cluster, True
         client = Redis.from_url(
             self.redis,
             # The bus reconnects and resubscribes itself, with backoff: no hidden retries.
@@ -601,7 +611,7 @@ class RedisAdapterFactory:
         bus = self._buses.get(server)
         if bus is None:
             client, owned = self._client()
-            bus = RedisBus(
+            bus = self._bus_class(client)(
                 client,
                 owns_client=owned,
                 sharded=self.sharded,
@@ -615,6 +625,16 @@ class RedisAdapterFactory:
             self._members[bus] = set()
         self._members[bus].add(adapter)
         return bus
+
+    @staticmethod
+    def _bus_class(client: Any) -> type[RedisBus]:
+        """:class:`RedisBus`, or on a Redis Cluster its twin
+        :class:`~sockjet.adapters.redis_cluster.ClusterBus` (same interface)."""
+        from sockjet.adapters.redis_cluster import ClusterBus, is_cluster
+
+        if is_cluster(client):
+            return ClusterBus  # type: ignore[return-value]
+        return RedisBus
 
     async def _detach(self, adapter: RedisAdapter, bus: RedisBus) -> None:
         members = self._members.get(bus)
@@ -641,6 +661,7 @@ def redis_adapter(
     max_message_size: int = 64 * 1024 * 1024,
     reconnect_max_delay: float = 5.0,
     health_interval: float = 15.0,
+    cluster: bool = False,
 ) -> RedisAdapterFactory:
     """The Redis adapter for ``sockjet.Server(adapter=...)``.
 
@@ -658,6 +679,10 @@ def redis_adapter(
     oldest go first); messages over ``max_message_size`` bytes from Redis are skipped; the
     subscriber reconnects with exponential backoff up to ``reconnect_max_delay`` seconds and
     PINGs a connection silent for ``health_interval`` seconds.
+
+    ``cluster=True``: ``redis`` is the URL of a node of a Redis Cluster (or pass a
+    ``redis.asyncio.RedisCluster``); use the sharded protocol there, whose channels spread over
+    the masters (see :mod:`sockjet.adapters.redis_cluster`).
     """
     return RedisAdapterFactory(
         redis,
@@ -670,4 +695,5 @@ def redis_adapter(
         max_message_size=max_message_size,
         reconnect_max_delay=reconnect_max_delay,
         health_interval=health_interval,
+        cluster=cluster,
     )

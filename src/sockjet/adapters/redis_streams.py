@@ -1213,6 +1213,7 @@ class StreamsAdapterFactory(RedisAdapterFactory):
         max_message_size: int = 64 * 1024 * 1024,
         reconnect_max_delay: float = 5.0,
         health_interval: float = 15.0,
+        cluster: bool = False,
     ) -> None:
         super().__init__(
             redis,
@@ -1223,6 +1224,7 @@ class StreamsAdapterFactory(RedisAdapterFactory):
             max_message_size=max_message_size,
             reconnect_max_delay=reconnect_max_delay,
             health_interval=health_interval,
+            cluster=cluster,
         )
         if stream_count < 1:
             raise ValueError("stream_count must be at least 1")
@@ -1274,7 +1276,7 @@ class StreamsAdapterFactory(RedisAdapterFactory):
         hub = self._hubs.get(server)
         if hub is None:
             client, owned = self._client()
-            bus = RedisBus(
+            bus = self._bus_class(client)(
                 client,
                 owns_client=False,
                 sharded=self.sharded,
@@ -1321,6 +1323,7 @@ def redis_streams_adapter(
     max_message_size: int = 64 * 1024 * 1024,
     reconnect_max_delay: float = 5.0,
     health_interval: float = 15.0,
+    cluster: bool = False,
 ) -> StreamsAdapterFactory:
     """The Redis Streams adapter for ``sockjet.Server(adapter=...)`` (see the module docs).
 
@@ -1333,8 +1336,9 @@ def redis_streams_adapter(
     other servers; ``handover_timeout`` how long a restore waits for a live server to give a
     session up; ``session_refresh`` (seconds; default a quarter of
     ``max_disconnection_duration``, at most 30) how often live session records are rewritten.
-    ``max_queued_messages``, ``max_message_size``, ``reconnect_max_delay`` and
-    ``health_interval`` as in :func:`~sockjet.adapters.redis.redis_adapter`.
+    ``max_queued_messages``, ``max_message_size``, ``reconnect_max_delay``,
+    ``health_interval`` and ``cluster`` as in :func:`~sockjet.adapters.redis.redis_adapter`; on
+    a Redis Cluster use ``sharded_pubsub=True`` (see :mod:`sockjet.adapters.redis_cluster`).
     """
     return StreamsAdapterFactory(
         redis,
@@ -1354,4 +1358,5 @@ def redis_streams_adapter(
         max_message_size=max_message_size,
         reconnect_max_delay=reconnect_max_delay,
         health_interval=health_interval,
+        cluster=cluster,
     )

@@ -380,7 +380,7 @@ class EntryWriter:
             finally:
                 self._writer = None
                 if connection is not None:
-                    _abort(connection)
+                    await _abort(connection)
             await asyncio.sleep(delay * (0.5 + random.random() / 2))
             delay = min(delay * 2, self._max_delay)
 
@@ -507,7 +507,7 @@ class StreamReader:
                     logger.warning("reading stream %s failed (%s); retrying", self.stream, exc)
             finally:
                 if connection is not None:
-                    _abort(connection)
+                    await _abort(connection)
             await asyncio.sleep(delay * (0.5 + random.random() / 2))
             delay = min(delay * 2, self._max_delay)
 
@@ -575,14 +575,15 @@ class _Direct:
                     return value
 
 
-def _abort(connection: Any) -> None:
-    """Drop a directly used connection now (nothing to wait for)."""
+async def _abort(connection: Any) -> None:
+    """Drop a directly used connection now (a blocked read is not waited for)."""
     writer = getattr(connection, "_writer", None)
     transport = getattr(writer, "transport", None)
     if transport is not None:
         transport.abort()
     with contextlib.suppress(Exception):
-        connection._reader = connection._writer = None
+        async with asyncio.timeout(1.0):
+            await connection.disconnect(nowait=True)
 
 
 def _only_stream(reply: Any) -> Any:
