@@ -10,7 +10,8 @@ frames; a few clients of node B also read the send time carried in the data (cro
 
 Reported: deliveries/s over both nodes, server CPU per delivery (both nodes' user + system CPU
 over the measured window / deliveries), Redis CPU per broadcast (what one published message costs
-the broker), the servers' and generator's CPU use, and node B's latency p50/p99. Both nodes are pinned to the server core (so the cluster has
+the broker), the servers' and generator's CPU use, node B's latency p50/p99, and with the Redis
+Streams adapter what one recorded broadcast takes in Redis (stream bytes/entry). Both nodes are pinned to the server core (so the cluster has
 one core, whatever the implementation), Redis and the generator to the other one. Rounds rotate
 the order of implementations; medians and ratios to sockjet are printed, raw results saved.
 """
@@ -66,6 +67,7 @@ METRICS = (
     Metric("generator_cpu", "generator CPU %", "lower", "{:.0%}"),
     Metric("remote_p50_ms", "node B latency p50 ms", "lower", "{:.1f}"),
     Metric("remote_p99_ms", "node B latency p99 ms", "lower", "{:.1f}"),
+    Metric("stream_bytes_per_entry", "stream bytes/entry", "lower", "{:.0f}"),
 )
 SAMPLED = 5  # clients of node B that read the send time (the rest only count frames)
 PAD = "x" * 32
@@ -86,6 +88,15 @@ class ClusterSpec:
         return ServerSpec(
             self.name, tuple(part.replace("{redis}", redis_url) for part in self.argv)
         )
+
+
+def _node_argv(kind: str, *extra: str) -> tuple[str, ...]:
+    """The command line of a sockjet or Node cluster node with ``extra`` options."""
+    if kind == "sockjet":
+        head: tuple[str, ...] = (_PY, str(_SERVERS / "cluster_sockjet.py"))
+    else:
+        head = ("node", str(_SERVERS / "node_cluster.js"))
+    return (*head, "--port", "{port}", "--redis", "{redis}", *extra)
 
 
 CLUSTERS: dict[str, ClusterSpec] = {
@@ -125,8 +136,22 @@ CLUSTERS: dict[str, ClusterSpec] = {
             "node",
             ("node", str(_SERVERS / "node_cluster.js"), "--port", "{port}", "--redis", "{redis}"),
         ),
+        ClusterSpec("sockjet-sharded", _node_argv("sockjet", "--adapter", "sharded")),
+        ClusterSpec("node-sharded", _node_argv("node", "--adapter", "sharded")),
+        # The Redis Streams adapter (sockjet's and Node's @socket.io/redis-streams-adapter),
+        # without and with connection state recovery (what recording every broadcast costs).
+        ClusterSpec("sockjet-streams", _node_argv("sockjet", "--adapter", "streams")),
+        ClusterSpec(
+            "sockjet-streams-csr", _node_argv("sockjet", "--adapter", "streams", "--recovery")
+        ),
+        ClusterSpec("node-streams", _node_argv("node", "--adapter", "streams")),
+        ClusterSpec("node-streams-csr", _node_argv("node", "--adapter", "streams", "--recovery")),
     )
 }
+STREAMS = ("sockjet-streams", "node-streams", "sockjet-streams-csr", "node-streams-csr")
+"""``--servers streams``: the streams adapters side by side."""
+ADAPTERS = ("sockjet", "node", "sockjet-sharded", "node-sharded", *STREAMS)
+"""``--servers adapters``: every Redis adapter of both, the choice docs/deployment.md explains."""
 
 # python-socketio under aiohttp spends less CPU per delivery than under uvicorn here (its best
 # figure on the main metric); psio-uvicorn is there to check that on other machines.
@@ -195,7 +220,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--servers",
         default=",".join(DEFAULT_SERVERS),
-        help=f"comma-separated, of {', '.join(CLUSTERS)} (default: %(default)s)",
+        help=(
+            f"comma-separated, of {', '.join(CLUSTERS)}; or 'streams' (the streams adapters), "
+            "'adapters' (every Redis adapter) (default: %(default)s)"
+        ),
     )
     parser.add_argument("--rounds", type=int, default=3, help="rounds (default %(default)s)")
     parser.add_argument(
@@ -239,8 +267,44 @@ async def _until_connected(driver: WSClient, sink: Sink, receivers: int) -> None
     raise TimeoutError("broadcasts never reached the other node")
 
 
+async def _redis_cpu(redis_port: int | None, probe: Probe) -> float:
+    """Redis's CPU seconds so far: its own getrusage (INFO cpu, microseconds), else the
+    process's /proc ticks (10 ms: too coarse for a few hundred broadcasts a second)."""
+    if redis_port is None:
+        return probe.cpu()
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis(port=redis_port)
+    try:
+        info = await client.info("cpu")
+        return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+    finally:
+        await client.aclose()
+
+
+async def _stream_bytes_per_entry(redis_port: int | None) -> float:
+    """Redis memory per entry of the streams adapter's stream (NaN: no stream)."""
+    if redis_port is None:
+        return float("nan")
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis(port=redis_port)
+    try:
+        length = await client.xlen("socket.io")
+        if not length:
+            return float("nan")
+        used = await client.memory_usage("socket.io", samples=0)
+        return float(used or 0) / length
+    finally:
+        await client.aclose()
+
+
 async def measure(
-    ports: Sequence[int], probes: Sequence[Probe], redis: Probe, args: argparse.Namespace
+    ports: Sequence[int],
+    probes: Sequence[Probe],
+    redis: Probe,
+    args: argparse.Namespace,
+    redis_port: int | None = None,
 ) -> dict[str, float]:
     """Drive one fresh cluster; see the module docstring."""
     clients_n = 20 if args.quick else args.clients
@@ -285,10 +349,13 @@ async def measure(
         await run_for(warmup)
         latencies.clear()
         cpu = [probe.cpu() for probe in probes]
-        count0, redis0, gen0, t0 = sink.count, redis.cpu(), generator_cpu(), time.perf_counter()
+        redis0 = await _redis_cpu(redis_port, redis)
+        count0, gen0, t0 = sink.count, generator_cpu(), time.perf_counter()
         await run_for(duration)
-        count1, redis1, gen1, t1 = sink.count, redis.cpu(), generator_cpu(), time.perf_counter()
+        count1, gen1, t1 = sink.count, generator_cpu(), time.perf_counter()
+        redis1 = await _redis_cpu(redis_port, redis)
         server_cpu = sum(probe.cpu() for probe in probes) - sum(cpu)
+        stream_bytes = await _stream_bytes_per_entry(redis_port)
     finally:
         close_all(on_a)
         close_all(on_b)
@@ -302,6 +369,7 @@ async def measure(
         "generator_cpu": (gen1 - gen0) / elapsed,
         "remote_p50_ms": percentile(latencies, 0.5),
         "remote_p99_ms": percentile(latencies, 0.99),
+        "stream_bytes_per_entry": stream_bytes,
     }
 
 
@@ -331,7 +399,9 @@ def _run_one(spec: ClusterSpec, args: argparse.Namespace) -> dict[str, float]:
 
         async def bounded() -> dict[str, float]:
             ports = [node.port for node in nodes]
-            return await asyncio.wait_for(measure(ports, probes, redis_probe, args), args.timeout)
+            return await asyncio.wait_for(
+                measure(ports, probes, redis_probe, args, redis.port), args.timeout
+            )
 
         return uvloop.run(bounded())
     finally:
@@ -400,6 +470,10 @@ def _redis_version() -> str | None:
 def main(args: argparse.Namespace) -> int:
     """Run the scenario, print the medians with ratios to sockjet, save the raw results."""
     names = [n.strip() for n in args.servers.split(",") if n.strip()]
+    if names == ["streams"]:
+        names = list(STREAMS)
+    elif names == ["adapters"]:
+        names = list(ADAPTERS)
     unknown = [n for n in names if n not in CLUSTERS]
     if unknown or not names:
         print(f"unknown servers: {', '.join(unknown)} (known: {', '.join(CLUSTERS)})")
