@@ -25,6 +25,7 @@ SCENARIOS: dict[str, tuple[str, str]] = {
     "binary": ("bench.binary", "64 KiB binary events echoed with acks"),
     "scale": ("bench.scale", "50,000 idle connections in one process, broadcasts to all"),
     "cluster": ("bench.cluster", "cross-node fan-out: 2 nodes on one Redis, 1,000 clients"),
+    "recovery": ("bench.recovery", "recovery across nodes (streams adapter): sessions restored"),
     "protocol": ("bench.protocol", "Engine.IO / Socket.IO codecs: sockjet vs python-socketio"),
 }
 

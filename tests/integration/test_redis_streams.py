@@ -237,7 +237,7 @@ async def test_no_recovery_once_the_offset_is_trimmed_or_the_client_left(
     puppet: NodePuppet, redis_server: RedisServer, stack: contextlib.AsyncExitStack
 ) -> None:
     a, url_a, b, url_b, seen = await two_servers(
-        stack, redis_server.url, stream_name="short", max_len=1
+        stack, redis_server.url, stream_name="short", max_len=1, recent_packets=0
     )
     c = await puppet.connect(url_a, transports=["websocket"], urls=[url_a, url_b], **RECONNECT_FAST)
     sid = c.id
@@ -259,6 +259,42 @@ async def test_no_recovery_once_the_offset_is_trimmed_or_the_client_left(
     await c.disconnect()
     assert (await seen.get("disconnect"))[2] == "client namespace disconnect"
     await until(lambda: _fewer(raw.exists(key), 1))
+
+
+async def test_packets_kept_in_memory_outlive_the_trimmed_stream(
+    puppet: NodePuppet, redis_server: RedisServer, stack: contextlib.AsyncExitStack
+) -> None:
+    """A server restores from the packets it delivered last (``recent_packets``), without
+    reading the stream: it recovers a client even once the stream was trimmed past its offset."""
+    a, url_a, b, url_b, _ = await two_servers(
+        stack, redis_server.url, stream_name="trimmed", recent_packets=1000
+    )
+    slow = {**RECONNECT_FAST, "reconnectionDelay": 1000, "reconnectionDelayMax": 1000}
+    c = await puppet.connect(url_a, transports=["websocket"], urls=[url_a, url_b], **slow)
+    sid = c.id
+    a.emit("first")
+    await c.next_event("first")
+    await c.count_events("flood")
+    await c.drop()
+    for i in range(300):
+        b.emit("flood", i)
+    b.emit("last")
+    raw = aioredis.Redis.from_url(redis_server.url)
+    stack.push_async_callback(raw.aclose)
+    await b.sockets.adapter.flush()  # type: ignore[attr-defined]
+    [(tip, _)] = await raw.xrevrange("trimmed", count=1)
+
+    async def read_by_both() -> bool:
+        return all(io.sockets.adapter._reader.position == tip for io in (a, b))  # type: ignore[attr-defined]
+
+    await until(read_by_both)
+    assert await raw.xtrim("trimmed", maxlen=0) == 302  # the stream no longer has its offset
+    await c.wait_connect()
+    assert c.recovered and c.id == sid
+    await c.wait_count("flood", 300)
+    assert without_offset(await c.next_event("last")) == []
+    assert (await c.counted("flood"))[0] == 300
+    await c.disconnect()
 
 
 async def test_live_records_follow_rooms_and_data(

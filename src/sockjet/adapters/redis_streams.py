@@ -64,6 +64,7 @@ import re
 import secrets
 import time
 import weakref
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field, replace
@@ -415,6 +416,13 @@ class StreamsRecovery:
         self._taken: set[str] = set()  # pids handed over too late: neither persist nor delete
         self._captures: dict[SocketId, _Capture] = {}
         self._skips: dict[SocketId, EntryId] = {}
+        # The last recorded packets this server delivered, oldest first (keys and items side by
+        # side, from _head on): restores are served from here without reading the stream.
+        self._recent_max = factory.recent_packets
+        self._keys: list[EntryId] = []
+        self._items: list[tuple[list[Any], BroadcastOptions]] = []
+        self._head = 0
+        self._floor: EntryId | None = None  # every packet after it is kept (None: the origin)
 
     # -- SessionRecovery --------------------------------------------------------------------------
 
@@ -572,21 +580,25 @@ class StreamsRecovery:
             return None
         sid = record.sid
         rooms = frozenset(record.rooms)
-        # From now on what this server delivers is kept for the socket; the stream is read up to
-        # where the reader stood, so every packet after `since` is in one list or the other.
-        capture = _Capture(rooms, entry_key(since))
+        # From now on what this server delivers is kept for the socket; what it delivered
+        # before is in its memory or read from the stream up to where its reader stood, so every
+        # packet after `since` is in one list or the other.
+        since_key = entry_key(since)
+        capture = _Capture(rooms, since_key)
         previous = self._captures.pop(sid, None)
         if previous is not None and previous.timer is not None:
             previous.timer.cancel()
         self._captures[sid] = capture
-        try:
-            if not await self._offset_known(since):
+        older = self._kept_after(since_key, rooms, reader)
+        if older is None:  # from before what memory holds: read the stream
+            try:
+                if not await self._offset_known(since):
+                    self._drop_capture(sid, capture)
+                    return None
+                older = await self._read_missed(since, upto, rooms)
+            except BaseException:
                 self._drop_capture(sid, capture)
-                return None
-            older = await self._read_missed(since, upto, rooms)
-        except BaseException:
-            self._drop_capture(sid, capture)
-            raise
+                raise
         if older is None or capture.full or self._captures.get(sid) is not capture:
             self._drop_capture(sid, capture)
             return None
@@ -597,6 +609,21 @@ class StreamsRecovery:
             delay, self._drop_capture, sid, capture
         )
         return RestoredSession(sid, pid, record.rooms, record.data, capture.missed)
+
+    def _kept_after(
+        self, since: EntryId, rooms: frozenset[Room], reader: StreamReader
+    ) -> list[list[Any]] | None:
+        """The packets for ``rooms`` after ``since`` from memory, or None when memory does not
+        reach back that far."""
+        floor = self._floor
+        if floor is None:
+            if reader.origin is None:
+                return None
+            floor = entry_key(reader.origin)
+        if since < floor:
+            return None
+        start = bisect_right(self._keys, since, lo=self._head)
+        return [data for data, opts in self._items[start:] if _included(rooms, opts)]
 
     def _drop_capture(self, sid: SocketId, capture: _Capture) -> None:
         if self._captures.get(sid) is capture:
@@ -694,6 +721,16 @@ class StreamsRecovery:
                     capture.missed.append(data)
                     if len(capture.missed) > limit:
                         capture.full = True
+        keys = self._keys
+        keys.append(key)
+        self._items.append((data, opts))
+        if len(keys) - self._head > self._recent_max:
+            self._floor = keys[self._head]
+            self._head += 1
+            if self._head > 4096 and self._head * 2 > len(keys):
+                del keys[: self._head]
+                del self._items[: self._head]
+                self._head = 0
         skips = self._skips
         if not skips:
             return opts
@@ -740,7 +777,10 @@ class StreamsAdapter(RedisAdapter):
         super().init()
         if started and self._bus is not None:
             hub = self._hub = self._factory._hub_for(self)
-            self._reader = hub.join(self)
+            reader = self._reader = hub.join(self)
+            if self.recovery is not None and reader.position is not None:
+                # a namespace made after the reader started: it has what comes from now on
+                self.recovery._floor = entry_key(reader.position)
 
     def _writer(self) -> CommandWriter | None:
         if self._hub is None:
@@ -1209,6 +1249,7 @@ class StreamsAdapterFactory(RedisAdapterFactory):
         request_timeout: float = 5.0,
         handover_timeout: float = 1.0,
         session_refresh: float | None = None,
+        recent_packets: int = 10_000,
         max_queued_messages: int = 100_000,
         max_message_size: int = 64 * 1024 * 1024,
         reconnect_max_delay: float = 5.0,
@@ -1234,6 +1275,8 @@ class StreamsAdapterFactory(RedisAdapterFactory):
             raise ValueError("block_time and handover_timeout must be positive")
         if session_refresh is not None and session_refresh <= 0:
             raise ValueError("session_refresh must be positive")
+        if recent_packets < 0:
+            raise ValueError("recent_packets cannot be negative")
         self.stream_name = stream_name
         self.stream_count = stream_count
         self.sharded_pubsub = sharded_pubsub
@@ -1244,6 +1287,7 @@ class StreamsAdapterFactory(RedisAdapterFactory):
         self.only_plaintext = only_plaintext
         self.handover_timeout = handover_timeout
         self.session_refresh = session_refresh
+        self.recent_packets = recent_packets
         self._hubs: weakref.WeakKeyDictionary[Server, StreamsHub] = weakref.WeakKeyDictionary()
 
     def __call__(self, nsp: Namespace) -> StreamsAdapter:
@@ -1319,6 +1363,7 @@ def redis_streams_adapter(
     request_timeout: float = 5.0,
     handover_timeout: float = 1.0,
     session_refresh: float | None = None,
+    recent_packets: int = 10_000,
     max_queued_messages: int = 100_000,
     max_message_size: int = 64 * 1024 * 1024,
     reconnect_max_delay: float = 5.0,
@@ -1335,7 +1380,9 @@ def redis_streams_adapter(
     bounds how often an idle reader asks again). ``request_timeout`` bounds every request to the
     other servers; ``handover_timeout`` how long a restore waits for a live server to give a
     session up; ``session_refresh`` (seconds; default a quarter of
-    ``max_disconnection_duration``, at most 30) how often live session records are rewritten.
+    ``max_disconnection_duration``, at most 30) how often live session records are rewritten;
+    ``recent_packets``: how many of the last recorded packets each namespace keeps in memory, to
+    restore sessions without reading the stream (older ones are read from it).
     ``max_queued_messages``, ``max_message_size``, ``reconnect_max_delay``,
     ``health_interval`` and ``cluster`` as in :func:`~sockjet.adapters.redis.redis_adapter`; on
     a Redis Cluster use ``sharded_pubsub=True`` (see :mod:`sockjet.adapters.redis_cluster`).
@@ -1354,6 +1401,7 @@ def redis_streams_adapter(
         request_timeout=request_timeout,
         handover_timeout=handover_timeout,
         session_refresh=session_refresh,
+        recent_packets=recent_packets,
         max_queued_messages=max_queued_messages,
         max_message_size=max_message_size,
         reconnect_max_delay=reconnect_max_delay,

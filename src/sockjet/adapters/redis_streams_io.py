@@ -471,6 +471,9 @@ class StreamReader:
         self._max_bulk = max_message_size + 1024
         self.position: bytes | None = None
         """The id of the last entry handed over (``b"0-0"``: none yet), None until started."""
+        self.origin: bytes | None = None
+        """Where the stream stood when the reader started (every entry after it is handed
+        over), None until started."""
         self.started = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._down = False
@@ -516,6 +519,7 @@ class StreamReader:
         if self.position is None:
             reply = await command("XREVRANGE", stream, "+", "-", "COUNT", "1")
             self.position = next((entry_id for entry_id, _ in entries_of(reply)), b"0-0")
+            self.origin = self.position
             self.started.set()
         elif self._down and self.position != b"0-0":
             position = self.position
