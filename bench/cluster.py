@@ -26,6 +26,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -82,6 +83,8 @@ class ClusterSpec:
 
     name: str
     argv: tuple[str, ...]
+    redis_cluster: bool = False
+    """The nodes share a three-master Redis Cluster instead of one Redis."""
 
     def node(self, redis_url: str) -> ServerSpec:
         """The harness's server spec of one node talking to ``redis_url``."""
@@ -146,12 +149,36 @@ CLUSTERS: dict[str, ClusterSpec] = {
         ),
         ClusterSpec("node-streams", _node_argv("node", "--adapter", "streams")),
         ClusterSpec("node-streams-csr", _node_argv("node", "--adapter", "streams", "--recovery")),
+        # On a three-master Redis Cluster (sharded pub/sub: what scales there).
+        ClusterSpec(
+            "sockjet-sharded-rc", _node_argv("sockjet", "--adapter", "sharded", "--cluster"), True
+        ),
+        ClusterSpec(
+            "node-sharded-rc", _node_argv("node", "--adapter", "sharded", "--cluster"), True
+        ),
+        ClusterSpec(
+            "sockjet-streams-csr-rc",
+            _node_argv("sockjet", "--adapter", "streams", "--recovery", "--cluster"),
+            True,
+        ),
+        ClusterSpec(
+            "node-streams-csr-rc",
+            _node_argv("node", "--adapter", "streams", "--recovery", "--cluster"),
+            True,
+        ),
     )
 }
 STREAMS = ("sockjet-streams", "node-streams", "sockjet-streams-csr", "node-streams-csr")
 """``--servers streams``: the streams adapters side by side."""
 ADAPTERS = ("sockjet", "node", "sockjet-sharded", "node-sharded", *STREAMS)
 """``--servers adapters``: every Redis adapter of both, the choice docs/deployment.md explains."""
+REDIS_CLUSTER = (
+    "sockjet-sharded-rc",
+    "node-sharded-rc",
+    "sockjet-streams-csr-rc",
+    "node-streams-csr-rc",
+)
+"""``--servers redis-cluster``: on a Redis Cluster."""
 
 # python-socketio under aiohttp spends less CPU per delivery than under uvicorn here (its best
 # figure on the main metric); psio-uvicorn is there to check that on other machines.
@@ -161,13 +188,15 @@ DEFAULT_SERVERS = ("sockjet", "psio-aiohttp", "node")
 class RedisServer:
     """A private ``redis-server`` on a free port: no persistence, pinned to ``core`` if any."""
 
-    def __init__(self, core: int | None = None) -> None:
+    def __init__(self, core: int | None = None, extra: Sequence[str] = ()) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed")
         self.port = free_port()
+        self._dir = tempfile.mkdtemp(prefix="sockjet-bench-redis-")
         argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
         argv += ["--appendonly", "no", "--protected-mode", "no", "--loglevel", "warning"]
+        argv += ["--dir", self._dir, *extra]
         if core is not None:
             argv = ["taskset", "-c", str(core), *argv]
         self.proc = subprocess.Popen(
@@ -178,6 +207,10 @@ class RedisServer:
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}"
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.port]
 
     def wait_ready(self, timeout: float = 10.0) -> Probe:
         """Block until Redis answers PING; returns its CPU probe."""
@@ -213,6 +246,55 @@ class RedisServer:
                 self.proc.wait(5)
         if self.proc.stderr is not None:
             self.proc.stderr.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+class BenchRedisCluster:
+    """A private three-master Redis Cluster (no replicas), with the :class:`RedisServer`
+    interface; its probe sums the CPU of the three."""
+
+    def __init__(self, core: int | None = None, masters: int = 3) -> None:
+        self.nodes = [RedisServer(core, self._cluster_options()) for _ in range(masters)]
+
+    @staticmethod
+    def _cluster_options() -> tuple[str, ...]:
+        # --cluster-port: the node-to-node port (port + 10000 would not fit above 55535)
+        options = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
+        return (*options, "--cluster-port", str(free_port()))
+
+    @property
+    def url(self) -> str:
+        return self.nodes[0].url
+
+    @property
+    def ports(self) -> list[int]:
+        return [node.port for node in self.nodes]
+
+    def wait_ready(self, timeout: float = 20.0) -> Probe:
+        import redis
+
+        probes = [node.wait_ready() for node in self.nodes]
+        addresses = [f"127.0.0.1:{port}" for port in self.ports]
+        subprocess.run(
+            ["redis-cli", "--cluster", "create", *addresses, "--cluster-replicas", "0",
+             "--cluster-yes"],
+            check=True, capture_output=True, timeout=timeout,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        for port in self.ports:
+            client = redis.Redis(port=port)
+            try:
+                while client.cluster("info").get("cluster_state") != "ok":
+                    if time.monotonic() > deadline:
+                        raise TimeoutError("the Redis Cluster did not come up")
+                    time.sleep(0.05)
+            finally:
+                client.close()
+        return probes[0]  # CPU is read from every node's INFO
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -267,36 +349,50 @@ async def _until_connected(driver: WSClient, sink: Sink, receivers: int) -> None
     raise TimeoutError("broadcasts never reached the other node")
 
 
-async def _redis_cpu(redis_port: int | None, probe: Probe) -> float:
-    """Redis's CPU seconds so far: its own getrusage (INFO cpu, microseconds), else the
-    process's /proc ticks (10 ms: too coarse for a few hundred broadcasts a second)."""
+def _ports(redis_port: int | Sequence[int] | None) -> list[int]:
     if redis_port is None:
-        return probe.cpu()
+        return []
+    return [redis_port] if isinstance(redis_port, int) else list(redis_port)
+
+
+async def _redis_cpu(redis_port: int | Sequence[int] | None, probe: Probe | None) -> float:
+    """Redis's CPU seconds so far (every node of a cluster): its own getrusage (INFO cpu,
+    microseconds), else the process's /proc ticks (10 ms: too coarse for a few hundred
+    broadcasts a second)."""
+    ports = _ports(redis_port)
+    if not ports:
+        return 0.0 if probe is None else probe.cpu()
     import redis.asyncio as aioredis
 
-    client = aioredis.Redis(port=redis_port)
-    try:
-        info = await client.info("cpu")
-        return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
-    finally:
-        await client.aclose()
+    total = 0.0
+    for port in ports:
+        client = aioredis.Redis(port=port)
+        try:
+            info = await client.info("cpu")
+            total += float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+        finally:
+            await client.aclose()
+    return total
 
 
-async def _stream_bytes_per_entry(redis_port: int | None) -> float:
+async def _stream_bytes_per_entry(redis_port: int | Sequence[int] | None) -> float:
     """Redis memory per entry of the streams adapter's stream (NaN: no stream)."""
-    if redis_port is None:
-        return float("nan")
     import redis.asyncio as aioredis
+    from redis.exceptions import ResponseError
 
-    client = aioredis.Redis(port=redis_port)
-    try:
-        length = await client.xlen("socket.io")
-        if not length:
-            return float("nan")
-        used = await client.memory_usage("socket.io", samples=0)
-        return float(used or 0) / length
-    finally:
-        await client.aclose()
+    for port in _ports(redis_port):
+        client = aioredis.Redis(port=port)
+        try:
+            length = await client.xlen("socket.io")
+            if not length:
+                continue
+            used = await client.memory_usage("socket.io", samples=0)
+            return float(used or 0) / length
+        except ResponseError:  # MOVED: another master of a cluster holds it
+            continue
+        finally:
+            await client.aclose()
+    return float("nan")
 
 
 async def measure(
@@ -304,7 +400,7 @@ async def measure(
     probes: Sequence[Probe],
     redis: Probe,
     args: argparse.Namespace,
-    redis_port: int | None = None,
+    redis_port: int | Sequence[int] | None = None,
 ) -> dict[str, float]:
     """Drive one fresh cluster; see the module docstring."""
     clients_n = 20 if args.quick else args.clients
@@ -390,7 +486,10 @@ def _run_one(spec: ClusterSpec, args: argparse.Namespace) -> dict[str, float]:
     import uvloop
 
     pin = not args.no_pin and _can_pin()
-    redis = RedisServer(GENERATOR_CORE if pin else None)
+    core = GENERATOR_CORE if pin else None
+    redis: RedisServer | BenchRedisCluster = (
+        BenchRedisCluster(core) if spec.redis_cluster else RedisServer(core)
+    )
     nodes: list[RunningServer] = []
     try:
         redis_probe = redis.wait_ready()
@@ -400,7 +499,7 @@ def _run_one(spec: ClusterSpec, args: argparse.Namespace) -> dict[str, float]:
         async def bounded() -> dict[str, float]:
             ports = [node.port for node in nodes]
             return await asyncio.wait_for(
-                measure(ports, probes, redis_probe, args, redis.port), args.timeout
+                measure(ports, probes, redis_probe, args, redis.ports), args.timeout
             )
 
         return uvloop.run(bounded())
@@ -474,6 +573,8 @@ def main(args: argparse.Namespace) -> int:
         names = list(STREAMS)
     elif names == ["adapters"]:
         names = list(ADAPTERS)
+    elif names == ["redis-cluster"]:
+        names = list(REDIS_CLUSTER)
     unknown = [n for n in names if n not in CLUSTERS]
     if unknown or not names:
         print(f"unknown servers: {', '.join(unknown)} (known: {', '.join(CLUSTERS)})")

@@ -1,6 +1,7 @@
 """sockjet as one node of a Redis cluster (``sockjet.adapters.redis.redis_adapter``, its sharded
 protocol with ``--adapter sharded``, or the Redis Streams adapter with ``--adapter streams``;
-connection state recovery with ``--recovery``).
+connection state recovery with ``--recovery``; ``--cluster``: ``--redis`` is a node of a Redis
+Cluster, sharded pub/sub).
 
 ``python bench/servers/cluster_sockjet.py --port P --redis redis://127.0.0.1:R``
 
@@ -21,14 +22,18 @@ import sockjet
 from sockjet.adapters.redis import redis_adapter
 
 
-def build(redis_url: str, adapter: str = "classic", recovery: bool = False) -> sockjet.Server:
+def build(
+    redis_url: str, adapter: str = "classic", recovery: bool = False, cluster: bool = False
+) -> sockjet.Server:
     """The contract's server; a plain handler runs inline, as Node's does."""
     if adapter == "streams":
         from sockjet.adapters.redis_streams import redis_streams_adapter
 
-        factory: sockjet.AdapterFactory = redis_streams_adapter(redis_url)
+        factory: sockjet.AdapterFactory = redis_streams_adapter(
+            redis_url, cluster=cluster, sharded_pubsub=cluster
+        )
     else:
-        factory = redis_adapter(redis_url, sharded=adapter == "sharded")
+        factory = redis_adapter(redis_url, sharded=adapter == "sharded", cluster=cluster)
     io = sockjet.Server(
         adapter=factory,
         ping_interval=300,  # no heartbeat traffic inside a measurement
@@ -42,9 +47,9 @@ def build(redis_url: str, adapter: str = "classic", recovery: bool = False) -> s
     return io
 
 
-async def serve(redis_url: str, port: int, adapter: str, recovery: bool) -> None:
+async def serve(redis_url: str, port: int, adapter: str, recovery: bool, cluster: bool) -> None:
     """Serve until SIGTERM, then shut down gracefully."""
-    io = build(redis_url, adapter, recovery)
+    io = build(redis_url, adapter, recovery, cluster)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -67,12 +72,13 @@ def main() -> None:
     parser.add_argument("--redis", required=True, help="redis://host:port")
     parser.add_argument("--adapter", choices=("classic", "sharded", "streams"), default="classic")
     parser.add_argument("--recovery", action="store_true", help="connection state recovery")
+    parser.add_argument("--cluster", action="store_true", help="--redis is a Redis Cluster node")
     args = parser.parse_args()
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     import uvloop
 
-    uvloop.run(serve(args.redis, args.port, args.adapter, args.recovery))
+    uvloop.run(serve(args.redis, args.port, args.adapter, args.recovery, args.cluster))
 
 
 if __name__ == "__main__":

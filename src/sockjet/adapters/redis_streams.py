@@ -41,16 +41,21 @@ Recovery across servers (:class:`StreamsRecovery`), and how it goes further than
   before its old one noticed it left) asks that server to hand it over, which disconnects the
   old socket and writes the final record at once; a restore on the server itself does the same
   locally. A dead holder does not answer (nobody receives the request) and is not waited for.
-* Restoring reads the stream up to where this server's reader stands and keeps what the reader
-  delivers from then on until the socket is connected, so no packet is missed or sent twice
-  while the restore runs, however far the reader is behind or ahead.
+* Restoring takes the packets after the client's offset from the last ``recent_packets`` this
+  server delivered (or reads the stream, up to where its reader stands, for older ones), and
+  keeps what the reader delivers from then on until the socket is connected: no packet is missed
+  or sent twice while the restore runs, however far the reader is behind or ahead.
+* Each ``XADD`` is handed to the socket the moment it is issued
+  (:class:`~sockjet.adapters.redis_streams_io.EntryWriter`): a broadcast is on its way to Redis
+  before anything its handler sends afterwards, an ack included.
 
 Bounds: the stream is trimmed to about ``max_len`` entries (``MAXLEN ~``): a client recovers if
 it was away less than ``max_disconnection_duration`` *and* fewer than ``max_len`` entries were
-added meanwhile. Records expire ``max_disconnection_duration`` after their last write (a live
-one is rewritten every ``session_refresh`` seconds, so a killed server's sessions stay
-recoverable for at least ``max_disconnection_duration - session_refresh``). What waits for
-Redis is bounded by ``max_queued_messages``. docs/deployment.md has the whole story.
+added meanwhile (or its server still keeps them, ``recent_packets``). Records expire
+``max_disconnection_duration`` after their last write (a live one is rewritten every
+``session_refresh`` seconds, so a killed server's sessions stay recoverable for at least
+``max_disconnection_duration - session_refresh``). What waits for Redis is bounded by
+``max_queued_messages``. docs/deployment.md has the whole story.
 """
 
 from __future__ import annotations
@@ -867,8 +872,9 @@ class StreamsAdapter(RedisAdapter):
     @property
     def lost(self) -> dict[str, int]:
         """What this server wrote to Redis that may be lost, by kind (``"broadcast"``,
-        ``"operation"``, ``"session"``): it was on its way when a connection failed, or Redis
-        lost it (restarted without its data). Each is logged when it happens."""
+        ``"operation"``, ``"session"``): it was on its way when a connection failed, Redis lost
+        it (restarted without its data), or it was dropped because too much waited for Redis.
+        Each is logged when it happens."""
         hub = self._hub
         return {} if hub is None else hub.lost
 
@@ -1188,11 +1194,14 @@ class StreamsHub:
 
     @property
     def lost(self) -> dict[str, int]:
-        """What may be lost, by kind, over every writer."""
+        """What may be lost (on its way when a connection failed) or was dropped (too much
+        waited for Redis), by kind, over every writer."""
         total: dict[str, int] = {}
         for writer in {self.writer, *self._entries.values()}:
-            for kind, n in writer.lost.items():
-                total[kind] = total.get(kind, 0) + n
+            for counts in (writer.lost, writer.dropped):
+                for kind, n in counts.items():
+                    if kind != "barrier":
+                        total[kind] = total.get(kind, 0) + n
         return total
 
     async def flush(self, grace: float) -> bool:
