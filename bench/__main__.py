@@ -26,6 +26,7 @@ SCENARIOS: dict[str, tuple[str, str]] = {
     "scale": ("bench.scale", "50,000 idle connections in one process, broadcasts to all"),
     "cluster": ("bench.cluster", "cross-node fan-out: 2 nodes on one Redis, 1,000 clients"),
     "workers": ("bench.workers", "one port, N workers: sockjet --workers vs Node's cluster module"),
+    "recovery": ("bench.recovery", "recovery across nodes (streams adapter): sessions restored"),
     "protocol": ("bench.protocol", "Engine.IO / Socket.IO codecs: sockjet vs python-socketio"),
 }
 

@@ -10,7 +10,8 @@ frames; a few clients of node B also read the send time carried in the data (cro
 
 Reported: deliveries/s over both nodes, server CPU per delivery (both nodes' user + system CPU
 over the measured window / deliveries), Redis CPU per broadcast (what one published message costs
-the broker), the servers' and generator's CPU use, and node B's latency p50/p99. Both nodes are pinned to the server core (so the cluster has
+the broker), the servers' and generator's CPU use, node B's latency p50/p99, and with the Redis
+Streams adapter what one recorded broadcast takes in Redis (stream bytes/entry). Both nodes are pinned to the server core (so the cluster has
 one core, whatever the implementation), Redis and the generator to the other one. Rounds rotate
 the order of implementations; medians and ratios to sockjet are printed, raw results saved.
 """
@@ -25,6 +26,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -66,6 +68,7 @@ METRICS = (
     Metric("generator_cpu", "generator CPU %", "lower", "{:.0%}"),
     Metric("remote_p50_ms", "node B latency p50 ms", "lower", "{:.1f}"),
     Metric("remote_p99_ms", "node B latency p99 ms", "lower", "{:.1f}"),
+    Metric("stream_bytes_per_entry", "stream bytes/entry", "lower", "{:.0f}"),
 )
 SAMPLED = 5  # clients of node B that read the send time (the rest only count frames)
 PAD = "x" * 32
@@ -80,12 +83,23 @@ class ClusterSpec:
 
     name: str
     argv: tuple[str, ...]
+    redis_cluster: bool = False
+    """The nodes share a three-master Redis Cluster instead of one Redis."""
 
     def node(self, redis_url: str) -> ServerSpec:
         """The harness's server spec of one node talking to ``redis_url``."""
         return ServerSpec(
             self.name, tuple(part.replace("{redis}", redis_url) for part in self.argv)
         )
+
+
+def _node_argv(kind: str, *extra: str) -> tuple[str, ...]:
+    """The command line of a sockjet or Node cluster node with ``extra`` options."""
+    if kind == "sockjet":
+        head: tuple[str, ...] = (_PY, str(_SERVERS / "cluster_sockjet.py"))
+    else:
+        head = ("node", str(_SERVERS / "node_cluster.js"))
+    return (*head, "--port", "{port}", "--redis", "{redis}", *extra)
 
 
 CLUSTERS: dict[str, ClusterSpec] = {
@@ -125,8 +139,46 @@ CLUSTERS: dict[str, ClusterSpec] = {
             "node",
             ("node", str(_SERVERS / "node_cluster.js"), "--port", "{port}", "--redis", "{redis}"),
         ),
+        ClusterSpec("sockjet-sharded", _node_argv("sockjet", "--adapter", "sharded")),
+        ClusterSpec("node-sharded", _node_argv("node", "--adapter", "sharded")),
+        # The Redis Streams adapter (sockjet's and Node's @socket.io/redis-streams-adapter),
+        # without and with connection state recovery (what recording every broadcast costs).
+        ClusterSpec("sockjet-streams", _node_argv("sockjet", "--adapter", "streams")),
+        ClusterSpec(
+            "sockjet-streams-csr", _node_argv("sockjet", "--adapter", "streams", "--recovery")
+        ),
+        ClusterSpec("node-streams", _node_argv("node", "--adapter", "streams")),
+        ClusterSpec("node-streams-csr", _node_argv("node", "--adapter", "streams", "--recovery")),
+        # On a three-master Redis Cluster (sharded pub/sub: what scales there).
+        ClusterSpec(
+            "sockjet-sharded-rc", _node_argv("sockjet", "--adapter", "sharded", "--cluster"), True
+        ),
+        ClusterSpec(
+            "node-sharded-rc", _node_argv("node", "--adapter", "sharded", "--cluster"), True
+        ),
+        ClusterSpec(
+            "sockjet-streams-csr-rc",
+            _node_argv("sockjet", "--adapter", "streams", "--recovery", "--cluster"),
+            True,
+        ),
+        ClusterSpec(
+            "node-streams-csr-rc",
+            _node_argv("node", "--adapter", "streams", "--recovery", "--cluster"),
+            True,
+        ),
     )
 }
+STREAMS = ("sockjet-streams", "node-streams", "sockjet-streams-csr", "node-streams-csr")
+"""``--servers streams``: the streams adapters side by side."""
+ADAPTERS = ("sockjet", "node", "sockjet-sharded", "node-sharded", *STREAMS)
+"""``--servers adapters``: every Redis adapter of both, the choice docs/deployment.md explains."""
+REDIS_CLUSTER = (
+    "sockjet-sharded-rc",
+    "node-sharded-rc",
+    "sockjet-streams-csr-rc",
+    "node-streams-csr-rc",
+)
+"""``--servers redis-cluster``: on a Redis Cluster."""
 
 # python-socketio under aiohttp spends less CPU per delivery than under uvicorn here (its best
 # figure on the main metric); psio-uvicorn is there to check that on other machines.
@@ -136,13 +188,15 @@ DEFAULT_SERVERS = ("sockjet", "psio-aiohttp", "node")
 class RedisServer:
     """A private ``redis-server`` on a free port: no persistence, pinned to ``core`` if any."""
 
-    def __init__(self, core: int | None = None) -> None:
+    def __init__(self, core: int | None = None, extra: Sequence[str] = ()) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed")
         self.port = free_port()
+        self._dir = tempfile.mkdtemp(prefix="sockjet-bench-redis-")
         argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
         argv += ["--appendonly", "no", "--protected-mode", "no", "--loglevel", "warning"]
+        argv += ["--dir", self._dir, *extra]
         if core is not None:
             argv = ["taskset", "-c", str(core), *argv]
         self.proc = subprocess.Popen(
@@ -153,6 +207,10 @@ class RedisServer:
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}"
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.port]
 
     def wait_ready(self, timeout: float = 10.0) -> Probe:
         """Block until Redis answers PING; returns its CPU probe."""
@@ -188,6 +246,55 @@ class RedisServer:
                 self.proc.wait(5)
         if self.proc.stderr is not None:
             self.proc.stderr.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+class BenchRedisCluster:
+    """A private three-master Redis Cluster (no replicas), with the :class:`RedisServer`
+    interface; its probe sums the CPU of the three."""
+
+    def __init__(self, core: int | None = None, masters: int = 3) -> None:
+        self.nodes = [RedisServer(core, self._cluster_options()) for _ in range(masters)]
+
+    @staticmethod
+    def _cluster_options() -> tuple[str, ...]:
+        # --cluster-port: the node-to-node port (port + 10000 would not fit above 55535)
+        options = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
+        return (*options, "--cluster-port", str(free_port()))
+
+    @property
+    def url(self) -> str:
+        return self.nodes[0].url
+
+    @property
+    def ports(self) -> list[int]:
+        return [node.port for node in self.nodes]
+
+    def wait_ready(self, timeout: float = 20.0) -> Probe:
+        import redis
+
+        probes = [node.wait_ready() for node in self.nodes]
+        addresses = [f"127.0.0.1:{port}" for port in self.ports]
+        subprocess.run(
+            ["redis-cli", "--cluster", "create", *addresses, "--cluster-replicas", "0",
+             "--cluster-yes"],
+            check=True, capture_output=True, timeout=timeout,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        for port in self.ports:
+            client = redis.Redis(port=port)
+            try:
+                while client.cluster("info").get("cluster_state") != "ok":
+                    if time.monotonic() > deadline:
+                        raise TimeoutError("the Redis Cluster did not come up")
+                    time.sleep(0.05)
+            finally:
+                client.close()
+        return probes[0]  # CPU is read from every node's INFO
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -195,7 +302,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--servers",
         default=",".join(DEFAULT_SERVERS),
-        help=f"comma-separated, of {', '.join(CLUSTERS)} (default: %(default)s)",
+        help=(
+            f"comma-separated, of {', '.join(CLUSTERS)}; or 'streams' (the streams adapters), "
+            "'adapters' (every Redis adapter) (default: %(default)s)"
+        ),
     )
     parser.add_argument("--rounds", type=int, default=3, help="rounds (default %(default)s)")
     parser.add_argument(
@@ -239,8 +349,58 @@ async def _until_connected(driver: WSClient, sink: Sink, receivers: int) -> None
     raise TimeoutError("broadcasts never reached the other node")
 
 
+def _ports(redis_port: int | Sequence[int] | None) -> list[int]:
+    if redis_port is None:
+        return []
+    return [redis_port] if isinstance(redis_port, int) else list(redis_port)
+
+
+async def _redis_cpu(redis_port: int | Sequence[int] | None, probe: Probe | None) -> float:
+    """Redis's CPU seconds so far (every node of a cluster): its own getrusage (INFO cpu,
+    microseconds), else the process's /proc ticks (10 ms: too coarse for a few hundred
+    broadcasts a second)."""
+    ports = _ports(redis_port)
+    if not ports:
+        return 0.0 if probe is None else probe.cpu()
+    import redis.asyncio as aioredis
+
+    total = 0.0
+    for port in ports:
+        client = aioredis.Redis(port=port)
+        try:
+            info = await client.info("cpu")
+            total += float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+        finally:
+            await client.aclose()
+    return total
+
+
+async def _stream_bytes_per_entry(redis_port: int | Sequence[int] | None) -> float:
+    """Redis memory per entry of the streams adapter's stream (NaN: no stream)."""
+    import redis.asyncio as aioredis
+    from redis.exceptions import ResponseError
+
+    for port in _ports(redis_port):
+        client = aioredis.Redis(port=port)
+        try:
+            length = await client.xlen("socket.io")
+            if not length:
+                continue
+            used = await client.memory_usage("socket.io", samples=0)
+            return float(used or 0) / length
+        except ResponseError:  # MOVED: another master of a cluster holds it
+            continue
+        finally:
+            await client.aclose()
+    return float("nan")
+
+
 async def measure(
-    ports: Sequence[int], probes: Sequence[Probe], redis: Probe, args: argparse.Namespace
+    ports: Sequence[int],
+    probes: Sequence[Probe],
+    redis: Probe,
+    args: argparse.Namespace,
+    redis_port: int | Sequence[int] | None = None,
 ) -> dict[str, float]:
     """Drive one fresh cluster; see the module docstring."""
     clients_n = 20 if args.quick else args.clients
@@ -285,10 +445,13 @@ async def measure(
         await run_for(warmup)
         latencies.clear()
         cpu = [probe.cpu() for probe in probes]
-        count0, redis0, gen0, t0 = sink.count, redis.cpu(), generator_cpu(), time.perf_counter()
+        redis0 = await _redis_cpu(redis_port, redis)
+        count0, gen0, t0 = sink.count, generator_cpu(), time.perf_counter()
         await run_for(duration)
-        count1, redis1, gen1, t1 = sink.count, redis.cpu(), generator_cpu(), time.perf_counter()
+        count1, gen1, t1 = sink.count, generator_cpu(), time.perf_counter()
+        redis1 = await _redis_cpu(redis_port, redis)
         server_cpu = sum(probe.cpu() for probe in probes) - sum(cpu)
+        stream_bytes = await _stream_bytes_per_entry(redis_port)
     finally:
         close_all(on_a)
         close_all(on_b)
@@ -302,6 +465,7 @@ async def measure(
         "generator_cpu": (gen1 - gen0) / elapsed,
         "remote_p50_ms": percentile(latencies, 0.5),
         "remote_p99_ms": percentile(latencies, 0.99),
+        "stream_bytes_per_entry": stream_bytes,
     }
 
 
@@ -322,7 +486,10 @@ def _run_one(spec: ClusterSpec, args: argparse.Namespace) -> dict[str, float]:
     import uvloop
 
     pin = not args.no_pin and _can_pin()
-    redis = RedisServer(GENERATOR_CORE if pin else None)
+    core = GENERATOR_CORE if pin else None
+    redis: RedisServer | BenchRedisCluster = (
+        BenchRedisCluster(core) if spec.redis_cluster else RedisServer(core)
+    )
     nodes: list[RunningServer] = []
     try:
         redis_probe = redis.wait_ready()
@@ -331,7 +498,9 @@ def _run_one(spec: ClusterSpec, args: argparse.Namespace) -> dict[str, float]:
 
         async def bounded() -> dict[str, float]:
             ports = [node.port for node in nodes]
-            return await asyncio.wait_for(measure(ports, probes, redis_probe, args), args.timeout)
+            return await asyncio.wait_for(
+                measure(ports, probes, redis_probe, args, redis.ports), args.timeout
+            )
 
         return uvloop.run(bounded())
     finally:
@@ -400,6 +569,12 @@ def _redis_version() -> str | None:
 def main(args: argparse.Namespace) -> int:
     """Run the scenario, print the medians with ratios to sockjet, save the raw results."""
     names = [n.strip() for n in args.servers.split(",") if n.strip()]
+    if names == ["streams"]:
+        names = list(STREAMS)
+    elif names == ["adapters"]:
+        names = list(ADAPTERS)
+    elif names == ["redis-cluster"]:
+        names = list(REDIS_CLUSTER)
     unknown = [n for n in names if n not in CLUSTERS]
     if unknown or not names:
         print(f"unknown servers: {', '.join(unknown)} (known: {', '.join(CLUSTERS)})")

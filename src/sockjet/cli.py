@@ -18,7 +18,7 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias
 
 from sockjet import __version__
 
@@ -389,6 +389,23 @@ def add_chat_command(subparsers: Subparsers) -> None:
         help="join a cluster of chat servers through Redis (redis://HOST:PORT/DB)",
     )
     parser.add_argument(
+        "--redis-adapter",
+        choices=REDIS_ADAPTERS,
+        default="classic",
+        help=(
+            "the cluster's protocol (%(default)s): classic or sharded (@socket.io/redis-adapter), "
+            "streams (@socket.io/redis-streams-adapter: recovery across servers)"
+        ),
+    )
+    parser.add_argument(
+        "--recovery",
+        action="store_true",
+        help=(
+            "connection state recovery: a client back within 2 minutes gets its id, rooms and "
+            "missed messages (with --redis, on any server: needs --redis-adapter streams)"
+        ),
+    )
+    parser.add_argument(
         "--web",
         metavar="DIR",
         help="the built front end to serve (default: examples/chat/web/dist when built)",
@@ -420,11 +437,19 @@ def run_chat(args: argparse.Namespace) -> int:
     if args.web is not None and not os.path.isfile(os.path.join(args.web, "index.html")):
         raise CLIError(f"--web {args.web!r} has no index.html (build the front end first)")
     loop_factory = _loop_factory(args.loop)
+    if not args.redis and args.redis_adapter != "classic":
+        raise CLIError("--redis-adapter needs --redis")
+    if args.redis and args.recovery and args.redis_adapter != "streams":
+        raise CLIError(
+            f"--recovery with --redis needs --redis-adapter streams (the {args.redis_adapter} "
+            "adapter cannot recover sessions across servers)"
+        )
     if worker is None and args.workers > 1:
         if args.redis:
-            _redis_adapter(args.redis)  # a bad URL or no redis package: say so once, here
+            # a bad URL or no redis package: say so once, here
+            _redis_adapter(args.redis, args.redis_adapter)
         return _supervise(args, "the chat")
-    adapter = _redis_adapter(args.redis) if args.redis else None
+    adapter = _redis_adapter(args.redis, args.redis_adapter) if args.redis else None
     if worker is not None and adapter is None:
         adapter = worker.local_adapter()
     try:
@@ -433,6 +458,7 @@ def run_chat(args: argparse.Namespace) -> int:
             ping_interval=args.ping_interval,
             ping_timeout=args.ping_timeout,
             adapter=adapter,
+            connection_state_recovery=args.recovery,
             web_dir=args.web if args.web is not None else find_web_dir(),
             max_message_chars=args.max_message_chars,
         )
@@ -447,20 +473,30 @@ def run_chat(args: argparse.Namespace) -> int:
         raise CLIError(str(exc), EXIT_FAILURE) from None
 
 
-def _redis_adapter(url: str) -> Any:
-    """The Redis adapter factory, imported only when asked for (it needs the redis package)."""
+REDIS_ADAPTERS: Final = ("classic", "sharded", "streams")
+"""What ``--redis-adapter`` picks from (docs/deployment.md says which and why)."""
+
+
+def _redis_adapter(url: str, kind: str = "classic") -> Any:
+    """The Redis adapter factory of ``kind`` (``REDIS_ADAPTERS``), imported only when asked
+    for (it needs the redis package)."""
+    name = "sockjet.adapters.redis_streams" if kind == "streams" else "sockjet.adapters.redis"
     try:
-        module = importlib.import_module("sockjet.adapters.redis")
-        factory = module.redis_adapter  # imports redis-py, the package it needs
-        return factory(url)
+        module = importlib.import_module(name)
+        # the factories import redis-py, the package they need
+        if kind == "streams":
+            return module.redis_streams_adapter(url)
+        if kind == "sharded":
+            return module.redis_adapter(url, sharded=True)
+        return module.redis_adapter(url)
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] == "redis":
             raise CLIError(
                 "--redis needs the redis package: pip install 'sockjet[redis]'"
             ) from None
-        if exc.name == "sockjet.adapters.redis":
+        if exc.name == name:
             raise CLIError(
-                "--redis: this version of sockjet has no Redis adapter (sockjet.adapters.redis)"
+                f"--redis: this version of sockjet has no Redis adapter ({name})"
             ) from None
         raise
     except ValueError as exc:

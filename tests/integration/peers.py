@@ -417,6 +417,7 @@ class NodePuppet(_LineProcess):
         share: NodeClient | None = None,
         ack_replies: Mapping[str, Sequence[Any]] | None = None,
         timeout: float | None = None,
+        urls: Sequence[str] | None = None,
         **options: Any,
     ) -> NodeClient:
         """Open one official client on ``url`` + ``nsp``.
@@ -425,7 +426,8 @@ class NodePuppet(_LineProcess):
         ``auth``, ``query``, ``extraHeaders``, ``path``, ``withCredentials``...); the puppet
         defaults to ``reconnection: false, forceNew: true``. ``share`` multiplexes this namespace
         over another client's connection. ``ack_replies`` answers server acks from the first
-        packet on. With ``wait`` (default) returns once connected and raises
+        packet on. ``urls`` (with ``reconnection``): each reconnection attempt goes to the next
+        server of that list (``url`` should be its first). With ``wait`` (default) returns once connected and raises
         :class:`ConnectError` on ``connect_error``.
         """
         handle = f"c{self._next_client}"
@@ -441,6 +443,8 @@ class NodePuppet(_LineProcess):
         }
         if share is not None:
             fields["share"] = share.handle
+        if urls:
+            fields["urls"] = list(urls)
         await self.call("connect", **fields)
         if wait:
             await client.wait_connect(timeout=timeout)
@@ -652,6 +656,12 @@ class NodeClient:
     async def freeze(self) -> None:
         """Stop answering the server's pings while keeping the connection open."""
         await self.puppet.call("freeze", client=self.handle)
+
+    async def hop(self, url: str | None = None) -> None:
+        """Leave the connection without telling the server (it holds the session until its
+        ping timeout), then reconnect (needs ``reconnection``) to ``url``, or to the next server
+        of ``connect(urls=...)``."""
+        await self.puppet.call("hop", client=self.handle, url=url)
 
     async def forget(self) -> None:
         """Close this client quietly and stop reporting for it."""

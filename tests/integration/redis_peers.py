@@ -3,11 +3,13 @@
 * :class:`RedisServer`: a private ``redis-server`` on a free port in a temporary directory (no
   persistence), which a test can kill and start again on the same port.
 * :class:`NodeRedisNode`: ``node/redis_node.js``, a Node socket.io 4.8 server with
-  ``@socket.io/redis-adapter`` (classic or sharded) and an ``@socket.io/redis-emitter``, driven
-  over JSON lines.
+  ``@socket.io/redis-adapter`` (classic or sharded) or ``@socket.io/redis-streams-adapter``
+  (``streams=True``, with connection state recovery when ``recovery_ms`` is set), and an
+  ``@socket.io/redis-emitter``, driven over JSON lines.
 * :class:`PyClient`: python-socketio's ``AsyncClient`` recording what it receives.
 * :func:`sockjet_node`: a sockjet server with the Redis adapter, served on a free port and
-  subscribed before it is returned.
+  subscribed before it is returned; :func:`sockjet_streams_node` the same with the Redis Streams
+  adapter.
 
 Every wait is bounded (see peers.py): a broken peer fails a test quickly, with what it said.
 """
@@ -24,22 +26,28 @@ import shutil
 import socket
 import tempfile
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Self
 
+import redis.asyncio as aioredis
 import socketio  # type: ignore[import-untyped]  # no stubs
 from peers import HERE, PuppetError, Recorder, _LineProcess, _Mailbox, from_wire, to_wire
 
 from sockjet import Server
 from sockjet.adapters.redis import RedisAdapter, redis_adapter
+from sockjet.adapters.redis_streams import StreamsAdapter, redis_streams_adapter
+from sockjet.server.recovery import ConnectionStateRecovery
 
 __all__ = [
     "NodeRedisNode",
     "PyClient",
+    "RedisCluster",
     "RedisServer",
     "redis_available",
     "sockjet_node",
+    "sockjet_streams_node",
+    "until",
 ]
 
 REDIS_NODE_JS = HERE / "node" / "redis_node.js"
@@ -58,9 +66,16 @@ def _free_port() -> int:
 
 
 class RedisServer:
-    """A private redis-server: ``async with RedisServer() as redis: redis.url``."""
+    """A private redis-server: ``async with RedisServer() as redis: redis.url``.
 
-    def __init__(self) -> None:
+    ``persistent``: an append-only file, synced before each reply, so that what Redis
+    acknowledged survives a kill and a restart (in its temporary directory)."""
+
+    def __init__(self, *, persistent: bool = False) -> None:
+        self.persistent = persistent
+        self.cluster = False
+        """Start as a Redis Cluster node (see :class:`RedisCluster`)."""
+        self._bus_port: int | None = None
         self.port = _free_port()
         self._dir = Path(tempfile.mkdtemp(prefix="sockjet-redis-"))
         self._proc: asyncio.subprocess.Process | None = None
@@ -92,8 +107,9 @@ class RedisServer:
             "127.0.0.1",
             "--save",
             "",
-            "--appendonly",
-            "no",
+            *(("--appendonly", "yes", "--appendfsync", "always") if self.persistent else ()),
+            *(("--appendonly", "no") if not self.persistent else ()),
+            *(self._cluster_options() if self.cluster else ()),
             "--dir",
             str(self._dir),
             stdout=asyncio.subprocess.PIPE,
@@ -114,6 +130,14 @@ class RedisServer:
             raise
         self._drain = asyncio.create_task(self._read_rest(proc))
 
+    def _cluster_options(self) -> tuple[str, ...]:
+        if self._bus_port is None:
+            self._bus_port = _free_port()  # the node-to-node port (not port + 10000)
+        return (
+            "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+            "--cluster-port", str(self._bus_port), "--cluster-node-timeout", "2000",
+        )  # fmt: skip
+
     async def _read_rest(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stdout is not None
         async for raw in proc.stdout:
@@ -129,6 +153,68 @@ class RedisServer:
         if drain is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(drain, 2)
+
+
+class RedisCluster:
+    """A private Redis Cluster of ``masters`` redis-servers (no replicas) on free ports, each
+    in its own temporary directory with its own cluster config file, joined with
+    ``redis-cli --cluster create``: ``async with RedisCluster() as cluster: cluster.url``.
+    Ready once every node says ``cluster_state:ok``."""
+
+    def __init__(self, masters: int = 3) -> None:
+        self.nodes = [RedisServer() for _ in range(masters)]
+
+    @property
+    def url(self) -> str:
+        """A URL of one node (a cluster client discovers the others from it)."""
+        return self.nodes[0].url
+
+    @property
+    def ports(self) -> list[int]:
+        return [node.port for node in self.nodes]
+
+    async def __aenter__(self) -> Self:
+        try:
+            await self.start()
+        except BaseException:
+            await self.__aexit__()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for node in self.nodes:
+            await node.__aexit__()
+
+    async def start(self) -> None:
+        for node in self.nodes:
+            node.cluster = True
+        await asyncio.gather(*(node.start() for node in self.nodes))
+        cli = shutil.which("redis-cli")
+        if cli is None:
+            raise RuntimeError("redis-cli is not installed")
+        addresses = [f"127.0.0.1:{port}" for port in self.ports]
+        proc = await asyncio.create_subprocess_exec(
+            cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        out, _ = await asyncio.wait_for(proc.communicate(), 30)
+        if proc.returncode != 0:
+            raise RuntimeError("redis-cli --cluster create failed:\n" + out.decode())
+        for port in self.ports:
+            client = aioredis.Redis(host="127.0.0.1", port=port)
+            try:
+                await until(lambda c=client: _cluster_ok(c), timeout=20, every=0.05)
+            finally:
+                await client.aclose()
+
+    def client(self) -> aioredis.RedisCluster:
+        """A cluster client of this cluster (the caller closes it)."""
+        return aioredis.RedisCluster(host="127.0.0.1", port=self.ports[0])
+
+
+async def _cluster_ok(client: aioredis.Redis) -> bool:
+    info = await client.cluster("info")
+    return bool(info.get("cluster_state") == "ok")
 
 
 class NodeRedisNode(_LineProcess):
@@ -148,6 +234,11 @@ class NodeRedisNode(_LineProcess):
         server: bool = True,
         key: str = "socket.io",
         requests_timeout_ms: int = 5000,
+        streams: bool = False,
+        stream_options: Mapping[str, Any] | None = None,
+        recovery_ms: int | None = None,
+        ping_interval_ms: int = 10000,
+        ping_timeout_ms: int = 5000,
     ) -> None:
         super().__init__(f"node redis {name}")
         self.options = {
@@ -157,6 +248,11 @@ class NodeRedisNode(_LineProcess):
             "server": server,
             "key": key,
             "requestsTimeout": requests_timeout_ms,
+            "streams": streams,
+            "streamOptions": dict(stream_options or {}),
+            "recovery": recovery_ms,
+            "pingInterval": ping_interval_ms,
+            "pingTimeout": ping_timeout_ms,
         }
         self.port: int | None = None
         self._ready: asyncio.Future[dict[str, Any]] | None = None
@@ -302,6 +398,52 @@ async def sockjet_node(
         for name in namespaces:
             await adapter_of(io, name).wait_ready()
     return io, f"http://127.0.0.1:{native.port}"
+
+
+async def sockjet_streams_node(
+    stack: contextlib.AsyncExitStack,
+    redis_url: str,
+    setup: Callable[[Server], None] | None = None,
+    *,
+    namespaces: tuple[str, ...] = ("/", "/chat"),
+    recovery: ConnectionStateRecovery | None = None,
+    ping_interval: float = 10.0,
+    ping_timeout: float = 5.0,
+    **adapter_options: Any,
+) -> tuple[Server, str]:
+    """A sockjet server with the Redis Streams adapter (and ``recovery`` when given), served
+    on 127.0.0.1:<free port> until ``stack`` closes; returns ``(io, url)`` once its namespaces
+    are subscribed and its stream reader started."""
+    io = Server(
+        adapter=redis_streams_adapter(redis_url, **adapter_options),
+        connection_state_recovery=recovery,
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
+    )
+    for name in namespaces:
+        io.of(name)
+    if setup is not None:
+        setup(io)
+    native = await io.serve("127.0.0.1", 0)
+    stack.push_async_callback(native.close)
+    stack.push_async_callback(io.close)
+    async with asyncio.timeout(DEFAULT_TIMEOUT):
+        for name in namespaces:
+            adapter = io.of(name).adapter
+            assert isinstance(adapter, StreamsAdapter)
+            await adapter.wait_ready()
+    return io, f"http://127.0.0.1:{native.port}"
+
+
+async def until(
+    check: Callable[[], Awaitable[bool]], timeout: float = DEFAULT_TIMEOUT, every: float = 0.01
+) -> None:
+    """Wait until ``await check()`` is true (for state only Redis can be asked about)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            if await check():
+                return
+            await asyncio.sleep(every)
 
 
 def adapter_of(io: Server, nsp: str = "/") -> RedisAdapter:

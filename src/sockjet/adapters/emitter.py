@@ -14,22 +14,35 @@ classic protocol (``redis_adapter(...)``/``createAdapter()``) with the same ``ke
 Each call returns at once (messages go out in order, pipelined); its return value is a future
 that resolves once Redis took the message, to ``await`` when that matters (a cron job before
 it exits). There are no acknowledgements, as in Node: an emitter is not a server.
+
+``streams=True`` emits into a cluster on the Redis Streams adapter
+(:mod:`sockjet.adapters.redis_streams`, sockjet's or Node's ``@socket.io/redis-streams-adapter``
+0.3): broadcasts, joins, leaves and disconnects become stream entries (recorded, so a client
+that recovers its session gets them too), server-side emits a pub/sub message. ``stream_name``,
+``stream_count``, ``max_len`` and ``sharded_pubsub`` must match the servers' (``key`` is their
+``channel_prefix``). Node has no such emitter: ``@socket.io/redis-streams-emitter`` was never
+published.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from sockjet.adapters import cluster_envelope as envelope
 from sockjet.adapters.redis_bus import Publisher
 from sockjet.adapters.redis_codec import EMITTER_UID, RequestType, dumps_or_pack, pack
 from sockjet.protocol.socketio import check_event_name
-from sockjet.server.targets import BroadcastFlags, Room
+from sockjet.server.targets import BroadcastFlags, BroadcastOptions, Room
+
+if TYPE_CHECKING:
+    from sockjet.adapters.redis_streams import StreamsProtocol
+    from sockjet.adapters.redis_streams_io import CommandWriter
 
 __all__ = ["Emitter", "EmitterOperator"]
 
@@ -43,7 +56,9 @@ def _rooms(room: Room | Iterable[Room]) -> tuple[Room, ...]:
 class _Connection:
     """What the emitters made by one :class:`Emitter` (and its ``of()``) share."""
 
-    def __init__(self, redis: str | Redis, max_queued: int) -> None:
+    def __init__(
+        self, redis: str | Redis, max_queued: int, streams: dict[str, Any] | None = None
+    ) -> None:
         if isinstance(redis, str):
             self.client: Redis = Redis.from_url(
                 redis, retry=Retry(NoBackoff(), 0), socket_connect_timeout=5.0, socket_timeout=5.0
@@ -52,7 +67,15 @@ class _Connection:
         else:
             self.client = redis
             self.owned = False
-        self.publisher = Publisher(self.client, max_queued=max_queued)
+        self.streams = streams
+        """The stream options (streams protocol), or None (classic)."""
+        sharded = streams is not None and streams["sharded_pubsub"]
+        self.publisher = Publisher(self.client, sharded=sharded, max_queued=max_queued)
+        self.writer: CommandWriter | None = None
+        if streams is not None:
+            from sockjet.adapters.redis_streams_io import CommandWriter
+
+            self.writer = CommandWriter(self.client, max_queued=max_queued)
         self.closed = False
 
 
@@ -60,7 +83,9 @@ class Emitter:
     """Sends to the clients of a socket.io cluster through Redis (see the module docs).
 
     ``redis`` is a URL or a ``redis.asyncio.Redis`` client (then not closed by
-    :meth:`aclose`); ``key`` must match the servers' adapter key.
+    :meth:`aclose`); ``key`` must match the servers' adapter key (the streams adapter's
+    ``channel_prefix``). ``streams=True`` (and the stream options) for a cluster on the Redis
+    Streams adapter.
     """
 
     def __init__(
@@ -70,8 +95,23 @@ class Emitter:
         key: str = "socket.io",
         nsp: str = "/",
         max_queued: int = 100_000,
+        streams: bool = False,
+        stream_name: str = "socket.io",
+        stream_count: int = 1,
+        max_len: int = 10_000,
+        sharded_pubsub: bool = False,
     ) -> None:
-        self._setup(key, nsp, _Connection(redis, max_queued))
+        options = None
+        if streams:
+            if stream_count < 1 or max_len < 1:
+                raise ValueError("stream_count and max_len must be positive")
+            options = {
+                "stream_name": stream_name,
+                "stream_count": stream_count,
+                "max_len": max_len,
+                "sharded_pubsub": sharded_pubsub,
+            }
+        self._setup(key, nsp, _Connection(redis, max_queued, options))
 
     def _setup(self, key: str, nsp: str, connection: _Connection) -> None:
         if not nsp.startswith("/"):
@@ -81,6 +121,19 @@ class Emitter:
         self._connection = connection
         self._broadcast_channel = f"{key}#{nsp}#".encode()
         self._request_channel = f"{key}-request#{nsp}#".encode()
+        self._stream: StreamsProtocol | None = None
+        streams = connection.streams
+        if streams is not None:
+            from sockjet.adapters.redis_streams import StreamsProtocol, stream_of
+
+            self._stream = StreamsProtocol(
+                key,
+                nsp,
+                EMITTER_UID,
+                stream=stream_of(streams["stream_name"], nsp, streams["stream_count"]),
+                max_len=streams["max_len"],
+                sharded_pubsub=streams["sharded_pubsub"],
+            )
 
     def of(self, nsp: str) -> Emitter:
         """The same emitter (one connection) for namespace ``nsp`` (``"chat"``: ``"/chat"``)."""
@@ -96,7 +149,11 @@ class Emitter:
 
     async def flush(self, grace: float = 5.0) -> bool:
         """Wait until everything emitted so far went to Redis (False after ``grace`` s)."""
-        return await self._connection.publisher.flush(grace)
+        connection = self._connection
+        done = await connection.publisher.flush(grace)
+        if connection.writer is not None:
+            done = await connection.writer.flush(grace) and done
+        return done
 
     async def aclose(self, grace: float = 5.0) -> None:
         """Send what is queued (waiting at most ``grace`` seconds) and close the connection
@@ -106,6 +163,8 @@ class Emitter:
             return
         connection.closed = True
         await connection.publisher.close(grace)
+        if connection.writer is not None:
+            await connection.writer.close(grace)
         if connection.owned:
             await connection.client.aclose()
 
@@ -150,6 +209,8 @@ class Emitter:
     def server_side_emit(self, event: str, *args: Any) -> asyncio.Future[None]:
         """Send an event to the servers' ``on_server_side`` handlers (no acknowledgement)."""
         check_event_name(event)
+        if self._stream is not None:
+            return self._publish(*self._stream.server_side_emit([event, *args], None))
         request = {"uid": EMITTER_UID, "type": RequestType.SERVER_SIDE_EMIT.value}
         request["data"] = [event, *args]
         return self._publish(self._request_channel, dumps_or_pack(request))
@@ -158,6 +219,14 @@ class Emitter:
         if self._connection.closed:
             raise RuntimeError("the emitter is closed")
         return self._connection.publisher.publish_waiting(channel, payload)
+
+    def _record(self, body: envelope.Body, kind: str) -> asyncio.Future[Any]:
+        """XADD one message to the namespace's stream (streams protocol)."""
+        connection = self._connection
+        if connection.closed:
+            raise RuntimeError("the emitter is closed")
+        assert self._stream is not None and connection.writer is not None
+        return connection.writer.send_waiting(self._stream.entry(body), kind)
 
     def __repr__(self) -> str:
         return f"Emitter(key={self.key!r}, nsp={self.nsp!r})"
@@ -209,10 +278,15 @@ class EmitterOperator:
             out["compress"] = self._flags.compress
         return out
 
-    def emit(self, event: str, *args: Any) -> asyncio.Future[None]:
+    def _options(self) -> BroadcastOptions:
+        return BroadcastOptions(frozenset(self._rooms), frozenset(self._except), self._flags)
+
+    def emit(self, event: str, *args: Any) -> asyncio.Future[Any]:
         """Send an event to the targeted clients."""
         check_event_name(event)
         emitter = self._emitter
+        if emitter._stream is not None:
+            return emitter._record(envelope.broadcast([event, *args], self._options()), "broadcast")
         packet = {"type": 2, "data": [event, *args], "nsp": emitter.nsp}
         # The emitter's key order (rooms, flags, except) differs from the adapter's.
         opts = {
@@ -231,22 +305,36 @@ class EmitterOperator:
             "opts": {"rooms": list(self._rooms), "except": list(self._except)},
         }
 
-    def sockets_join(self, room: Room | Iterable[Room]) -> asyncio.Future[None]:
+    def sockets_join(self, room: Room | Iterable[Room]) -> asyncio.Future[Any]:
         """Make the targeted sockets join ``room`` (or rooms)."""
+        emitter = self._emitter
+        if emitter._stream is not None:
+            return emitter._record(
+                envelope.sockets_join(self._options(), _rooms(room)), "operation"
+            )
         request = self._selection(RequestType.REMOTE_JOIN)
         request["rooms"] = list(_rooms(room))
         emitter = self._emitter
         return emitter._publish(emitter._request_channel, dumps_or_pack(request))
 
-    def sockets_leave(self, room: Room | Iterable[Room]) -> asyncio.Future[None]:
+    def sockets_leave(self, room: Room | Iterable[Room]) -> asyncio.Future[Any]:
         """Make the targeted sockets leave ``room`` (or rooms)."""
+        emitter = self._emitter
+        if emitter._stream is not None:
+            return emitter._record(
+                envelope.sockets_leave(self._options(), _rooms(room)), "operation"
+            )
         request = self._selection(RequestType.REMOTE_LEAVE)
         request["rooms"] = list(_rooms(room))
         emitter = self._emitter
         return emitter._publish(emitter._request_channel, dumps_or_pack(request))
 
-    def disconnect_sockets(self, close: bool = False) -> asyncio.Future[None]:
+    def disconnect_sockets(self, close: bool = False) -> asyncio.Future[Any]:
         """Disconnect the targeted sockets (``close``: their whole connection)."""
+        emitter = self._emitter
+        if emitter._stream is not None:
+            body = envelope.disconnect_sockets(self._options(), close)
+            return emitter._record(body, "operation")
         request = self._selection(RequestType.REMOTE_DISCONNECT)
         request["close"] = close
         emitter = self._emitter

@@ -103,7 +103,7 @@ class RedisAdapter(MemoryAdapter):
 
     def __init__(self, nsp: Namespace, factory: RedisAdapterFactory) -> None:
         super().__init__(nsp)
-        self.uid = new_id()
+        self.uid = factory._new_uid()
         """This namespace's node id in the cluster."""
         self.request_timeout = factory.request_timeout
         self.protocol: RedisProtocol = factory._protocol(nsp.name, self.uid)
@@ -115,14 +115,18 @@ class RedisAdapter(MemoryAdapter):
         self._requests: dict[str, Gather] = {}
         self._ack_requests: dict[str, tuple[AckRequest, asyncio.TimerHandle]] = {}
         self._servers = 1
+        self._setup_recovery()
+
+    def _setup_recovery(self) -> None:
         if self.recovery is not None:
             # Like Node's @socket.io/redis-adapter: a session kept here would be looked for on
             # whichever node the client reconnects to, and offsets would reach Node peers.
             self.recovery = None
             logger.warning(
-                "the Redis adapter does not support connection state recovery: namespace %s "
-                "will not recover sockets",
-                nsp.name,
+                "%s does not support connection state recovery: namespace %s will not recover "
+                "sockets (across servers or workers, the Redis Streams adapter does)",
+                type(self).__name__,
+                self.nsp.name,
             )
 
     def __repr__(self) -> str:
@@ -214,7 +218,7 @@ class RedisAdapter(MemoryAdapter):
         on_reply: Callable[[Any], None],
     ) -> None:
         if not opts.flags.local and self._live() is not None:
-            rid = new_id()
+            rid = self._factory._new_request_id()
             outbound = self.protocol.broadcast_with_ack(rid, packet.data, opts)
             request = AckRequest(on_client_count, on_reply, self._servers)
             timeout = opts.flags.timeout
@@ -254,7 +258,7 @@ class RedisAdapter(MemoryAdapter):
         expected = await self.server_count() - 1
         if expected <= 0:
             return found
-        rid = new_id()
+        rid = self._factory._new_request_id()
         gather = Gather(expected)
         try:
             answers = await self._ask(
@@ -282,7 +286,7 @@ class RedisAdapter(MemoryAdapter):
         """Every room of this namespace across the cluster (with the sharded protocol, which
         has no such request, this server's rooms only)."""
         rooms = set(self.rooms)
-        rid = new_id()
+        rid = self._factory._new_request_id()
         outbound = self.protocol.all_rooms(rid)
         if outbound is None or self._live() is None:
             return rooms
@@ -331,7 +335,7 @@ class RedisAdapter(MemoryAdapter):
         expected = await self.server_count() - 1
         if expected <= 0:
             return []
-        rid = new_id()
+        rid = self._factory._new_request_id()
         gather = Gather(expected, typed=RequestType.SERVER_SIDE_EMIT)
         try:
             return await self._ask(
@@ -554,6 +558,7 @@ class RedisAdapterFactory:
         max_message_size: int = 64 * 1024 * 1024,
         reconnect_max_delay: float = 5.0,
         health_interval: float = 15.0,
+        cluster: bool = False,
     ) -> None:
         if request_timeout <= 0:
             raise ValueError("request_timeout must be positive")
@@ -569,6 +574,8 @@ class RedisAdapterFactory:
         self.max_message_size = max_message_size
         self.reconnect_max_delay = reconnect_max_delay
         self.health_interval = health_interval
+        self.cluster = cluster
+        """``redis`` is a URL of a Redis Cluster node (see :mod:`sockjet.adapters.redis_cluster`)."""
         self._buses: weakref.WeakKeyDictionary[Server, Bus] = weakref.WeakKeyDictionary()
         self._members: dict[Bus, set[RedisAdapter]] = {}
 
@@ -576,6 +583,14 @@ class RedisAdapterFactory:
         if self.sharded:
             return ShardedRedisAdapter(nsp, self)
         return RedisAdapter(nsp, self)
+
+    def _new_uid(self) -> str:
+        """A namespace's node id (six characters, as Node's classic adapter makes them)."""
+        return new_id()
+
+    def _new_request_id(self) -> str:
+        """A request's id (six characters, as Node's classic adapter makes them)."""
+        return new_id()
 
     def _protocol(self, nsp: str, uid: str) -> RedisProtocol:
         if self.sharded:
@@ -594,6 +609,13 @@ class RedisAdapterFactory:
         if not isinstance(self.redis, str):
             return self.redis, False
         timeout = self.request_timeout
+        if self.cluster:
+            from redis.asyncio import RedisCluster
+
+            cluster: Any = RedisCluster.from_url(
+                self.redis, socket_timeout=timeout, socket_connect_timeout=min(timeout, 5.0)
+            )
+            return cluster, True
         client = Redis.from_url(
             self.redis,
             # The bus reconnects and resubscribes itself, with backoff: no hidden retries.
@@ -604,11 +626,11 @@ class RedisAdapterFactory:
         return client, True
 
     def _open_bus(self) -> Bus:
-        """The bus of a server that has none yet: a RedisBus (one subscriber connection)."""
-        from sockjet.adapters.redis_bus import RedisBus
-
+        """The bus of a server that has none yet: a RedisBus (one subscriber connection), or
+        a ClusterBus on a Redis Cluster."""
         client, owned = self._client()
-        return RedisBus(
+        bus_class = self._bus_class(client)
+        return bus_class(
             client,
             owns_client=owned,
             sharded=self.sharded,
@@ -628,6 +650,16 @@ class RedisAdapterFactory:
             self._members[bus] = set()
         self._members[bus].add(adapter)
         return bus
+
+    @staticmethod
+    def _bus_class(client: Any) -> Callable[..., Bus]:
+        """:class:`RedisBus`, or on a Redis Cluster its twin
+        :class:`~sockjet.adapters.redis_cluster.ClusterBus` (same interface)."""
+        from sockjet.adapters.redis_bus import RedisBus
+        from sockjet.adapters.redis_cluster import ClusterBus, is_cluster
+
+        bus_class: Callable[..., Bus] = ClusterBus if is_cluster(client) else RedisBus
+        return bus_class
 
     async def _detach(self, adapter: RedisAdapter, bus: Bus) -> None:
         members = self._members.get(bus)
@@ -654,6 +686,7 @@ def redis_adapter(
     max_message_size: int = 64 * 1024 * 1024,
     reconnect_max_delay: float = 5.0,
     health_interval: float = 15.0,
+    cluster: bool = False,
 ) -> RedisAdapterFactory:
     """The Redis adapter for ``sockjet.Server(adapter=...)``.
 
@@ -671,6 +704,10 @@ def redis_adapter(
     oldest go first); messages over ``max_message_size`` bytes from Redis are skipped; the
     subscriber reconnects with exponential backoff up to ``reconnect_max_delay`` seconds and
     PINGs a connection silent for ``health_interval`` seconds.
+
+    ``cluster=True``: ``redis`` is the URL of a node of a Redis Cluster (or pass a
+    ``redis.asyncio.RedisCluster``); use the sharded protocol there, whose channels spread over
+    the masters (see :mod:`sockjet.adapters.redis_cluster`).
     """
     if isinstance(redis, str):
         importlib.import_module("redis.asyncio")  # without redis-py, fail now, not when serving
@@ -685,4 +722,5 @@ def redis_adapter(
         max_message_size=max_message_size,
         reconnect_max_delay=reconnect_max_delay,
         health_interval=health_interval,
+        cluster=cluster,
     )

@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 from sockjet.adapters.redis_protocols import SubscriptionKind
 from sockjet.adapters.redis_resp import RespError, RespProtocolError, RespReader, pack_command
@@ -64,7 +64,7 @@ class Publisher:
 
     def __init__(
         self,
-        client: Redis,
+        client: Redis | RedisCluster,
         *,
         sharded: bool = False,
         max_queued: int = 100_000,

@@ -28,6 +28,8 @@ from collections.abc import Iterable
 from enum import Enum
 from typing import Any, Final, Literal
 
+from sockjet.adapters import cluster_envelope as envelope
+from sockjet.adapters.cluster_envelope import optional_request_id, packet_data, rooms_list
 from sockjet.adapters.redis_codec import (
     ClusterRequest,
     ClusterResponse,
@@ -86,28 +88,6 @@ def glob_escape(name: bytes) -> bytes:
     for char in (b"\\", b"*", b"?", b"[", b"]"):
         name = name.replace(char, b"\\" + char)
     return name
-
-
-def _event(data: list[Any]) -> dict[str, Any]:
-    return {"type": 2, "data": data}
-
-
-def _packet_data(value: Any) -> list[Any]:
-    """The ``data`` of a ``{type: 2, data}`` packet (whatever its ``nsp``)."""
-    if value.__class__ is not dict or value.get("type") not in (2, 5):
-        raise InvalidPacket("a broadcast packet must be an EVENT")
-    return event_data(value.get("data"))
-
-
-def _optional_id(obj: dict[str, Any]) -> str | None:
-    value = obj.get("requestId")
-    return None if value is None else request_id(value)
-
-
-def _rooms(value: Any) -> tuple[Room, ...]:
-    if value.__class__ is not list:
-        raise InvalidPacket("rooms must be a list")
-    return tuple(rooms_from_wire(value))
 
 
 class RedisProtocol(ABC):
@@ -384,13 +364,13 @@ class ClassicProtocol(RedisProtocol):
                 if kind is RequestType.REMOTE_DISCONNECT:
                     request.close = obj.get("close") is True
                 else:
-                    request.rooms = _rooms(obj.get("rooms"))
+                    request.rooms = rooms_list(obj.get("rooms"))
                 return request
             # The legacy form (socket.io-redis 5.x remoteJoin...): one socket by id.
             sid = obj.get("sid")
             if sid.__class__ is not str:
                 raise InvalidPacket("a remote join/leave/disconnect needs opts or a sid")
-            request = ClusterRequest(kind, uid, _optional_id(obj), sid=sid)
+            request = ClusterRequest(kind, uid, optional_request_id(obj), sid=sid)
             if kind is RequestType.REMOTE_DISCONNECT:
                 request.close = obj.get("close") is True
             else:
@@ -404,14 +384,16 @@ class ClassicProtocol(RedisProtocol):
                 kind, uid, request_id(obj.get("requestId")), options_from_wire(obj.get("opts"))
             )
         if kind is RequestType.SERVER_SIDE_EMIT:
-            return ClusterRequest(kind, uid, _optional_id(obj), data=event_data(obj.get("data")))
+            return ClusterRequest(
+                kind, uid, optional_request_id(obj), data=event_data(obj.get("data"))
+            )
         # BROADCAST with ack
         return ClusterRequest(
             kind,
             uid,
             request_id(obj.get("requestId")),
             options_from_wire(obj.get("opts")),
-            _packet_data(obj.get("packet")),
+            packet_data(obj.get("packet")),
         )
 
 
@@ -427,22 +409,12 @@ _TYPED_ANSWERS: Final = frozenset(
 )
 
 
-# ClusterAdapter message types (socket.io-adapter 2.5), used by the sharded protocol.
-_BROADCAST: Final = 3
-_SOCKETS_JOIN: Final = 4
-_SOCKETS_LEAVE: Final = 5
-_DISCONNECT_SOCKETS: Final = 6
-_FETCH_SOCKETS: Final = 7
-_FETCH_SOCKETS_RESPONSE: Final = 8
-_SERVER_SIDE_EMIT: Final = 9
-_SERVER_SIDE_EMIT_RESPONSE: Final = 10
-_BROADCAST_CLIENT_COUNT: Final = 11
-_BROADCAST_ACK: Final = 12
 _SOCKET_ID_LENGTH: Final = 20  # what the sharded adapter takes for a socket id
 
 
 class ShardedProtocol(RedisProtocol):
-    """``@socket.io/redis-adapter``'s ``createShardedAdapter()`` protocol (Redis 7+)."""
+    """``@socket.io/redis-adapter``'s ``createShardedAdapter()`` protocol (Redis 7+): the
+    :mod:`~sockjet.adapters.cluster_envelope` messages, JSON (msgpack when they hold binary)."""
 
     sharded = True
 
@@ -474,15 +446,13 @@ class ShardedProtocol(RedisProtocol):
             return not is_socket_id
         return self.mode == "dynamic-private"
 
-    def _envelope(self, kind: int, data: dict[str, Any]) -> bytes:
-        return dumps_or_pack({"type": kind, "data": data, "uid": self.uid, "nsp": self.nsp})
+    def _encode(self, body: envelope.Body) -> bytes:
+        return dumps_or_pack(envelope.envelope(body, self.uid, self.nsp))
 
     # -- requests -------------------------------------------------------------------------------
 
     def broadcast(self, data: list[Any], opts: BroadcastOptions) -> Outbound:
-        payload = self._envelope(
-            _BROADCAST, {"packet": _event(data), "opts": options_to_wire(opts)}
-        )
+        payload = self._encode(envelope.broadcast(data, opts))
         channel = self.channel
         if len(opts.rooms) == 1:
             (room,) = opts.rooms
@@ -492,116 +462,43 @@ class ShardedProtocol(RedisProtocol):
         return channel, payload
 
     def broadcast_with_ack(self, rid: str, data: list[Any], opts: BroadcastOptions) -> Outbound:
-        body = {"packet": _event(data), "requestId": rid, "opts": options_to_wire(opts)}
-        return self.channel, self._envelope(_BROADCAST, body)
+        return self.channel, self._encode(envelope.broadcast_with_ack(rid, data, opts))
 
     def sockets_join(self, opts: BroadcastOptions, rooms: Iterable[Room]) -> Outbound:
-        body = {"opts": options_to_wire(opts), "rooms": list(rooms)}
-        return self.channel, self._envelope(_SOCKETS_JOIN, body)
+        return self.channel, self._encode(envelope.sockets_join(opts, rooms))
 
     def sockets_leave(self, opts: BroadcastOptions, rooms: Iterable[Room]) -> Outbound:
-        body = {"opts": options_to_wire(opts), "rooms": list(rooms)}
-        return self.channel, self._envelope(_SOCKETS_LEAVE, body)
+        return self.channel, self._encode(envelope.sockets_leave(opts, rooms))
 
     def disconnect_sockets(self, opts: BroadcastOptions, close: bool) -> Outbound:
-        body = {"opts": options_to_wire(opts), "close": close}
-        return self.channel, self._envelope(_DISCONNECT_SOCKETS, body)
+        return self.channel, self._encode(envelope.disconnect_sockets(opts, close))
 
     def fetch_sockets(self, rid: str, opts: BroadcastOptions) -> Outbound:
-        body = {"opts": options_to_wire(opts), "requestId": rid}
-        return self.channel, self._envelope(_FETCH_SOCKETS, body)
+        return self.channel, self._encode(envelope.fetch_sockets(rid, opts))
 
     def server_side_emit(self, data: list[Any], rid: str | None) -> Outbound:
-        body: dict[str, Any] = (
-            {"packet": data} if rid is None else {"requestId": rid, "packet": data}
-        )
-        return self.channel, self._envelope(_SERVER_SIDE_EMIT, body)
+        return self.channel, self._encode(envelope.server_side_emit(data, rid))
 
     # -- answers (to the requester's own channel) -------------------------------------------------
 
-    def _answer(self, req: ClusterRequest, kind: int, body: dict[str, Any]) -> Outbound | None:
+    def _answer(self, req: ClusterRequest, body: envelope.Body) -> Outbound | None:
         if req.uid.__class__ is not str:
             return None  # nowhere to answer
-        channel = self.channel + str(req.uid).encode() + b"#"
-        return channel, self._envelope(kind, body)
+        return self.channel + str(req.uid).encode() + b"#", self._encode(body)
 
     def respond_fetch(self, req: ClusterRequest, sockets: list[dict[str, Any]]) -> Outbound | None:
-        body = {"requestId": req.request_id, "sockets": sockets}
-        return self._answer(req, _FETCH_SOCKETS_RESPONSE, body)
+        return self._answer(req, envelope.respond_fetch(req, sockets))
 
     def respond_server_side_emit(self, req: ClusterRequest, value: Any) -> Outbound | None:
-        body = {"requestId": req.request_id, "packet": value}
-        return self._answer(req, _SERVER_SIDE_EMIT_RESPONSE, body)
+        return self._answer(req, envelope.respond_server_side_emit(req, value))
 
     def respond_client_count(self, req: ClusterRequest, count: int) -> Outbound | None:
-        body = {"requestId": req.request_id, "clientCount": count}
-        return self._answer(req, _BROADCAST_CLIENT_COUNT, body)
+        return self._answer(req, envelope.respond_client_count(req, count))
 
     def respond_ack(self, req: ClusterRequest, value: Any) -> Outbound | None:
-        body = {"requestId": req.request_id, "packet": value}
-        return self._answer(req, _BROADCAST_ACK, body)
+        return self._answer(req, envelope.respond_ack(req, value))
 
     # -- receiving ------------------------------------------------------------------------------
 
     def decode(self, role: Role, channel: bytes, payload: bytes) -> Received:
-        obj = decode(payload)
-        if obj.__class__ is not dict:
-            raise InvalidPacket("a cluster message must be an object")
-        uid = obj.get("uid")
-        if uid == self.uid or obj.get("nsp") != self.nsp:
-            return None
-        kind = obj.get("type")
-        if kind.__class__ is not int or not _BROADCAST <= kind <= _BROADCAST_ACK:
-            return None  # heartbeats, ADAPTER_CLOSE, unknown types
-        data = obj.get("data")
-        if data.__class__ is not dict:
-            raise InvalidPacket("a cluster message needs data")
-        if kind == _BROADCAST:
-            return ClusterRequest(
-                RequestType.BROADCAST,
-                uid,
-                _optional_id(data),
-                options_from_wire(data.get("opts")),
-                _packet_data(data.get("packet")),
-            )
-        if kind in (_SOCKETS_JOIN, _SOCKETS_LEAVE):
-            request_type = (
-                RequestType.REMOTE_JOIN if kind == _SOCKETS_JOIN else RequestType.REMOTE_LEAVE
-            )
-            return ClusterRequest(
-                request_type,
-                uid,
-                opts=options_from_wire(data.get("opts")),
-                rooms=_rooms(data.get("rooms")),
-            )
-        if kind == _DISCONNECT_SOCKETS:
-            return ClusterRequest(
-                RequestType.REMOTE_DISCONNECT,
-                uid,
-                opts=options_from_wire(data.get("opts")),
-                close=data.get("close") is True,
-            )
-        if kind == _FETCH_SOCKETS:
-            return ClusterRequest(
-                RequestType.REMOTE_FETCH,
-                uid,
-                request_id(data.get("requestId")),
-                options_from_wire(data.get("opts")),
-            )
-        if kind == _SERVER_SIDE_EMIT:
-            return ClusterRequest(
-                RequestType.SERVER_SIDE_EMIT,
-                uid,
-                _optional_id(data),
-                data=event_data(data.get("packet")),
-            )
-        rid = request_id(data.get("requestId"))
-        if kind == _FETCH_SOCKETS_RESPONSE:
-            return ClusterResponse(rid, None, {"sockets": data.get("sockets")})
-        if kind == _SERVER_SIDE_EMIT_RESPONSE:
-            return ClusterResponse(rid, RequestType.SERVER_SIDE_EMIT, {"data": data.get("packet")})
-        if kind == _BROADCAST_CLIENT_COUNT:
-            return ClusterResponse(
-                rid, RequestType.BROADCAST_CLIENT_COUNT, {"clientCount": data.get("clientCount")}
-            )
-        return ClusterResponse(rid, RequestType.BROADCAST_ACK, {"packet": data.get("packet")})
+        return envelope.decode(decode(payload), self.uid, self.nsp)

@@ -14,7 +14,7 @@ from sockjet.chat.app import ChatApp
 from sockjet.chat.stores import open_store
 from sockjet.chat.validation import MAX_PAYLOAD
 from sockjet.engine.io import HTTPRequest, HTTPResponse
-from sockjet.server import AdapterFactory, Server
+from sockjet.server import AdapterFactory, ConnectionStateRecovery, Server
 
 __all__ = ["ChatService", "find_web_dir"]
 
@@ -52,6 +52,8 @@ class ChatService:
 
     ``app_options`` go to :class:`~sockjet.chat.app.ChatApp` (``max_message_chars``...); the
     server accepts packets of :data:`~sockjet.chat.validation.MAX_PAYLOAD` bytes.
+    ``connection_state_recovery`` as in :class:`~sockjet.Server` (across a cluster it needs the
+    Redis Streams adapter).
 
     ``await serve(host, port)`` opens the database (raising
     :class:`~sockjet.chat.store.StoreError` when it cannot) and starts serving; ``await
@@ -67,6 +69,7 @@ class ChatService:
         adapter: AdapterFactory | None = None,
         web_dir: str | os.PathLike[str] | None = None,
         cluster_timeout: float = 10.0,
+        connection_state_recovery: bool | ConnectionStateRecovery = False,
         **app_options: Any,
     ) -> None:
         self.io = Server(
@@ -74,6 +77,7 @@ class ChatService:
             ping_timeout=ping_timeout,
             adapter=adapter,
             max_payload=MAX_PAYLOAD,
+            connection_state_recovery=connection_state_recovery,
         )
         self.store = open_store(database_url)
         self.app = ChatApp(self.io, self.store, **app_options)

@@ -87,8 +87,9 @@ class PersistedSession:
     pid: str
     rooms: list[Room]
     data: Any
-    since: int
-    """The store's position when the socket connected: where to recover from without offset."""
+    since: Any
+    """The store's position when the socket connected (:attr:`SessionRecovery.position`, of the
+    store's own type): where to recover from without offset."""
 
 
 @dataclass(slots=True)

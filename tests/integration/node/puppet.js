@@ -127,6 +127,21 @@ function connect(msg) {
   const manager = socket.io;
   hookEngine(handle, state, manager.engine);
   manager.on("open", () => hookEngine(handle, state, manager.engine));
+  if (msg.urls && msg.urls.length) {
+    // Fail over: each reconnection attempt goes to the next server of the list (a client in
+    // front of a cluster whose server died comes back on another one).
+    let next = 0;
+    manager.on("reconnect_attempt", () => {
+      if (state.hopTo) {
+        manager.uri = state.hopTo; // hop() named the server
+        state.hopTo = null;
+      } else {
+        next = (next + 1) % msg.urls.length;
+        manager.uri = msg.urls[next].replace(/\/$/, "");
+      }
+      report(handle, "reconnect_attempt", { url: manager.uri });
+    });
+  }
 
   socket.on("connect", () =>
     report(handle, "connect", {
@@ -272,6 +287,20 @@ const commands = {
     const ws = transport && transport.ws;
     if (ws && ws._socket) ws._socket.destroy();
     else throw new Error("drop needs a websocket transport");
+    return {};
+  },
+  hop(msg) {
+    // Leave the current connection without telling the server (no close packet, no close
+    // frame: as when a network path dies), then reconnect to msg.url (or the failover list's
+    // next server). The old server still holds the session until its ping timeout.
+    const state = get(msg);
+    const manager = state.socket.io;
+    const engine = manager.engine;
+    const transport = engine && engine.transport;
+    if (!transport) throw new Error("hop needs a connection");
+    if (msg.url) manager.uri = state.hopTo = msg.url.replace(/\/$/, "");
+    transport.doClose = () => {};
+    engine._onClose("transport error");
     return {};
   },
   freeze(msg) {

@@ -1,9 +1,13 @@
 #!/usr/bin/env node
 // A Node socket.io 4.8 server in a Redis cluster (@socket.io/redis-adapter 8.x, classic or
-// sharded), plus an @socket.io/redis-emitter, driven by sockjet's tests (redis_peers.py).
+// sharded, or @socket.io/redis-streams-adapter 0.3.x), plus an @socket.io/redis-emitter, driven
+// by sockjet's tests (redis_peers.py).
 //
-// Options (JSON in REDIS_NODE_OPTIONS): {url, name, key, sharded, requestsTimeout, server}.
-// With server=false only the emitter runs (no socket.io server, no adapter).
+// Options (JSON in REDIS_NODE_OPTIONS): {url, name, key, sharded, requestsTimeout, server,
+// streams, streamOptions, recovery}. With server=false only the emitter runs (no socket.io
+// server, no adapter). streams=true uses the streams adapter (streamOptions go to its
+// createAdapter); recovery (ms) turns connection state recovery on with that
+// maxDisconnectionDuration.
 //
 // Protocol: one JSON command per line on stdin, {"id": 1, "cmd": "...", ...}; replies
 // {"id": 1, "ok": true, "result": ...} or {"id": 1, "ok": false, "error": "..."}; unsolicited
@@ -16,6 +20,7 @@ const readline = require("readline");
 const { Server } = require("socket.io");
 const { createClient } = require("redis");
 const { createAdapter, createShardedAdapter } = require("@socket.io/redis-adapter");
+const streamsAdapter = require("@socket.io/redis-streams-adapter");
 const { Emitter } = require("@socket.io/redis-emitter");
 
 const opts = JSON.parse(process.env.REDIS_NODE_OPTIONS || "{}");
@@ -46,7 +51,7 @@ function decode(v) {
 }
 
 function describe(socket) {
-  return { id: socket.id, rooms: [...socket.rooms], data: socket.data, auth: socket.handshake.auth };
+  return { id: socket.id, rooms: [...socket.rooms], data: encode(socket.data), auth: socket.handshake.auth };
 }
 
 function target(io, c) {
@@ -114,6 +119,22 @@ async function run(io, emitter, sub, c) {
       const socket = io.of(c.nsp || "/").sockets.get(c.sid);
       return socket ? [...socket.rooms].sort() : null;
     }
+    case "local_socket": {
+      const socket = io.of(c.nsp || "/").sockets.get(c.sid);
+      return socket ? Object.assign(describe(socket), { recovered: socket.recovered }) : null;
+    }
+    case "set_data": {
+      const socket = io.of(c.nsp || "/").sockets.get(c.sid);
+      if (!socket) throw new Error(`no socket ${c.sid}`);
+      Object.assign(socket.data, decode(c.data || {}));
+      return null;
+    }
+    case "socket_emit": {
+      const socket = io.of(c.nsp || "/").sockets.get(c.sid);
+      if (!socket) throw new Error(`no socket ${c.sid}`);
+      socket.emit(c.event, ...args);
+      return null;
+    }
     case "emitter_emit":
       emitterTarget(emitter, c).emit(c.event, ...args);
       return null;
@@ -152,9 +173,18 @@ function setUp(io) {
     const nsp = io.of(name);
     nsp.on("connection", (socket) => {
       const auth = socket.handshake.auth || {};
-      socket.data = { server: NAME, user: auth.user || null };
-      for (const room of auth.rooms || []) socket.join(room);
-      write({ type: "connection", nsp: name, id: socket.id });
+      if (!socket.recovered) {
+        socket.data = { server: NAME, user: auth.user || null };
+        for (const room of auth.rooms || []) socket.join(room);
+      }
+      socket.on("join", (room, cb) => {
+        socket.join(room);
+        if (typeof cb === "function") cb(room);
+      });
+      socket.on("whoami", (cb) => {
+        if (typeof cb === "function") cb({ id: socket.id, rooms: [...socket.rooms].sort(), data: encode(socket.data), server: NAME });
+      });
+      write({ type: "connection", nsp: name, id: socket.id, recovered: !!socket.recovered });
       socket.on("disconnect", (reason) => write({ type: "disconnect", nsp: name, id: socket.id, reason }));
     });
     // Server-side events from other servers: "ping" answers, "notify" is reported.
@@ -169,8 +199,28 @@ function setUp(io) {
   }
 }
 
+// The streams adapter subscribes and starts reading the stream (from "$") on clients of its own,
+// without telling when: ready once every namespace's private channel has its subscriber and one
+// of our clients (they share our name) blocks in XREAD.
+async function streamsReady(io, pub) {
+  const prefix = (opts.streamOptions && opts.streamOptions.channelPrefix) || KEY;
+  for (let i = 0; i < 500; i++) {
+    let ok = true;
+    for (const name of NAMESPACES) {
+      const channel = `${prefix}#${name}#${io.of(name).adapter.uid}#`;
+      const reply = await pub.sendCommand(["PUBSUB", "NUMSUB", channel]);
+      if (Number(reply[1]) < 1) ok = false;
+    }
+    const clients = String(await pub.sendCommand(["CLIENT", "LIST"]));
+    const reading = clients.split("\n").some((l) => l.includes(`name=node-${NAME} `) && l.includes("cmd=xread"));
+    if (ok && reading) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error("the streams adapter did not start");
+}
+
 async function main() {
-  const pub = createClient({ url: opts.url });
+  const pub = createClient({ url: opts.url, name: `node-${NAME}` });
   const sub = pub.duplicate();
   pub.on("error", (err) => process.stderr.write(`pub: ${err.message}\n`));
   sub.on("error", (err) => process.stderr.write(`sub: ${err.message}\n`));
@@ -180,14 +230,21 @@ async function main() {
   let httpServer = null;
   if (opts.server !== false) {
     httpServer = http.createServer();
-    const adapter = opts.sharded
-      ? createShardedAdapter(pub, sub, { channelPrefix: KEY })
-      : createAdapter(pub, sub, { key: KEY, requestsTimeout: opts.requestsTimeout || 5000 });
-    io = new Server(httpServer, { adapter, pingInterval: 10000, pingTimeout: 5000 });
+    const adapter = opts.streams
+      ? streamsAdapter.createAdapter(pub, Object.assign({ channelPrefix: KEY }, opts.streamOptions || {}))
+      : opts.sharded
+        ? createShardedAdapter(pub, sub, { channelPrefix: KEY })
+        : createAdapter(pub, sub, { key: KEY, requestsTimeout: opts.requestsTimeout || 5000 });
+    const serverOptions = { adapter, pingInterval: opts.pingInterval || 10000, pingTimeout: opts.pingTimeout || 5000 };
+    if (opts.recovery) {
+      serverOptions.connectionStateRecovery = { maxDisconnectionDuration: opts.recovery, skipMiddlewares: true };
+    }
+    io = new Server(httpServer, serverOptions);
     setUp(io);
     // The adapters subscribe without waiting; commands on one connection are answered in
     // order, so once this one is confirmed, theirs are too.
-    if (opts.sharded) await sub.sSubscribe(`sockjet-ready-${NAME}`, () => {});
+    if (opts.streams) await streamsReady(io, pub);
+    else if (opts.sharded) await sub.sSubscribe(`sockjet-ready-${NAME}`, () => {});
     else await sub.subscribe(`sockjet-ready-${NAME}`, () => {});
     await new Promise((resolve) => httpServer.listen(0, "127.0.0.1", resolve));
   }

@@ -152,3 +152,39 @@ def test_redis_adapter_is_built_from_the_url(monkeypatch: pytest.MonkeyPatch) ->
     assert cli._redis_adapter("redis://h:1/0") == "factory" and made == ["redis://h:1/0"]
     with pytest.raises(CLIError, match="--redis 'http://x': not a redis URL"):
         cli._redis_adapter("http://x")
+
+
+def test_redis_adapter_kinds(monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[tuple[str, str, dict[str, Any]]] = []
+    modules = {
+        "sockjet.adapters.redis": types.SimpleNamespace(
+            redis_adapter=lambda url, **kw: made.append(("redis", url, kw)) or "pubsub"
+        ),
+        "sockjet.adapters.redis_streams": types.SimpleNamespace(
+            redis_streams_adapter=lambda url, **kw: made.append(("streams", url, kw)) or "streams"
+        ),
+    }
+    monkeypatch.setattr(cli.importlib, "import_module", modules.__getitem__)
+    assert cli._redis_adapter("redis://h/0", "classic") == "pubsub"
+    assert cli._redis_adapter("redis://h/0", "sharded") == "pubsub"
+    assert cli._redis_adapter("redis://h/0", "streams") == "streams"
+    assert made == [
+        ("redis", "redis://h/0", {}),
+        ("redis", "redis://h/0", {"sharded": True}),
+        ("streams", "redis://h/0", {}),
+    ]
+
+
+def test_redis_adapter_and_recovery_options(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = cli.build_parser()
+    args = parser.parse_args(["chat", "--redis", "redis://h/0", "--redis-adapter", "streams"])
+    assert args.redis_adapter == "streams" and args.recovery is False
+    assert parser.parse_args(["chat", "--recovery"]).recovery is True
+    assert parser.parse_args(["chat"]).redis_adapter == "classic"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["chat", "--redis-adapter", "gossip"])
+    # Recovery across servers needs the streams adapter; the adapter choice needs --redis.
+    assert cli.main(["chat", "--redis", "redis://h/0", "--recovery"]) == cli.EXIT_USAGE
+    assert "--recovery with --redis needs --redis-adapter streams" in capsys.readouterr().err
+    assert cli.main(["chat", "--redis-adapter", "sharded"]) == cli.EXIT_USAGE
+    assert "--redis-adapter needs --redis" in capsys.readouterr().err
