@@ -17,7 +17,8 @@ Events (payload shapes are fixed: the front end, the tests and the Node chat rel
     ``typing_interval`` (:mod:`sockjet.chat.typing_notices`).
 ``leaveRoom`` {roomId}, and disconnection
     When the user's last socket leaves the room, the room gets ``userLeft`` {userId, username}.
-    Ack: {ok: true, roomId}.
+    Ack: {ok: true, roomId}. A socket that comes back by connection state recovery is in its
+    rooms again: they get ``userJoined`` again (unless another socket of the user stayed).
 ``echo`` (any arguments)
     The ack carries the same arguments.
 
@@ -131,6 +132,7 @@ class ChatApp:
         nsp.on("typing", self.typing)
         nsp.on("echo", self.echo)
         nsp.on("disconnect", self.on_disconnect)
+        nsp.on("connection", self.on_connection)
 
     async def start(self) -> None:
         """Open the store (raises :class:`~sockjet.chat.store.StoreError`) and start saving."""
@@ -167,6 +169,13 @@ class ChatApp:
         """``echo``: the ack carries the same arguments (a tuple: one ack argument each). It
         comes after everything the socket sent before it took effect."""
         return self._order.run(socket.id, lambda: args)
+
+    def on_connection(self, socket: Socket) -> Awaitable[None] | None:
+        """A recovered socket is back in its rooms, which were told its user left: tell them
+        the user is back (connection state recovery)."""
+        if not socket.recovered:
+            return None
+        return self._order.hold(socket.id, lambda _: self._recovered(socket))
 
     def on_disconnect(self, socket: Socket, reason: str) -> Awaitable[None]:
         """Tell each room the socket was in that its user left, unless another of their
@@ -299,6 +308,13 @@ class ChatApp:
             self.typing_notices.stop(room_id, user.user_id)
             await self._announce_left(room_id, user)
 
+    async def _recovered(self, socket: Socket) -> None:
+        user = user_of(socket.data)
+        if user is None:
+            return
+        for room_id in chat_rooms(socket.rooms, socket.id):
+            await self._announce_back(room_id, socket, user)
+
     # -- helpers ------------------------------------------------------------------------------
 
     @staticmethod
@@ -324,6 +340,17 @@ class ChatApp:
             logger.warning("could not tell who is in room %r: %s", room_id, exc)
             sockets = [*present, socket]
         return online_users(sockets)
+
+    async def _announce_back(self, room_id: str, socket: Socket, user: ChatUser) -> None:
+        try:
+            sockets = await self.nsp.in_(room_id).fetch_sockets()
+        except Exception:
+            logger.exception("could not tell who is in room %r", room_id)
+            return
+        if all(u.user_id != user.user_id for u in online_users(sockets, without_socket=socket.id)):
+            socket.to(room_id).emit(
+                "userJoined", {**user.to_dict(), "message": f"{user.username} joined the chat"}
+            )
 
     async def _announce_left(self, room_id: str, user: ChatUser) -> None:
         try:

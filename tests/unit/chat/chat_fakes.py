@@ -81,7 +81,7 @@ class FakeClient:
 
     _count = 0
 
-    def __init__(self, io: Server) -> None:
+    def __init__(self, io: Server, auth: dict[str, Any] | None = None) -> None:
         FakeClient._count += 1
         self.sid = f"eio{FakeClient._count}"
         self.transport = "websocket"
@@ -99,10 +99,12 @@ class FakeClient:
         self.volatile_dropped = 0
         self.acks: dict[int, list[Any]] = {}
         self.close_reason: str | None = None
+        self.offset: str | None = None  # of the last packet received, with recovery on
         self._next_ack = itertools.count(1)
         self.id: str = ""
+        self.connected: dict[str, Any] = {}  # the CONNECT reply (sid, pid with recovery)
         self.client: Client = io.on_engine_connection(self)
-        self.client.on_message("0")
+        self.client.on_message("0" + (orjson.dumps(auth).decode() if auth else ""))
         assert self.id, "no CONNECT reply"
 
     # -- EngineSocket -------------------------------------------------------------------------
@@ -126,9 +128,13 @@ class FakeClient:
     def _packet(self, text: str) -> None:
         kind, rest = text[0], text[1:]
         if kind == "0":
-            self.id = orjson.loads(rest)["sid"]
+            self.connected = orjson.loads(rest)
+            self.id = self.connected["sid"]
         elif kind == "2":
-            event, *args = orjson.loads(rest)
+            payload = orjson.loads(rest)
+            event, *args = payload
+            if self.connected.get("pid") is not None and args and isinstance(args[-1], str):
+                self.offset = args.pop()  # recovery appends the packet's offset
             self.events.append((event, args))
             self.arrived.set()
         elif kind == "3":

@@ -16,8 +16,8 @@ from sockjet.server.server import Server
 
 
 class Chat:
-    def __init__(self, **options: Any) -> None:
-        self.io = Server()
+    def __init__(self, recovery: bool = False, **options: Any) -> None:
+        self.io = Server(connection_state_recovery=recovery)
         self.store = MemoryStore()
         self.app = ChatApp(
             self.io,
@@ -28,8 +28,8 @@ class Chat:
             **options,
         )
 
-    def client(self) -> FakeClient:
-        return FakeClient(self.io)
+    def client(self, auth: dict[str, Any] | None = None) -> FakeClient:
+        return FakeClient(self.io, auth)
 
 
 @pytest_asyncio.fixture
@@ -528,3 +528,44 @@ async def test_a_trailing_notice_needs_its_typist_still_in_the_room() -> None:
         Chat(typing_interval=-1)
     await c.io.close()
     await c.app.close()
+
+
+async def test_a_user_back_by_recovery_is_announced_again() -> None:
+    chat = Chat(recovery=True)
+    await chat.app.start()
+    try:
+        ann, bob = chat.client(), chat.client()
+        await ann.join("general", "u1", "Ann")
+        await bob.join("general", "u2", "Bob")
+        ann.take()
+        auth = {"pid": bob.connected["pid"]}
+        if bob.offset is not None:
+            auth["offset"] = bob.offset
+        bob.drop("transport close")
+        await ann.wait_for("userLeft")
+        assert ann.take("userLeft") == [{"userId": "u2", "username": "Bob"}]
+        again = chat.client(auth)
+        assert again.id == bob.id  # recovered: same socket id, still in the room
+        await ann.wait_for("userJoined")
+        assert ann.take("userJoined") == [
+            {"userId": "u2", "username": "Bob", "message": "Bob joined the chat"}
+        ]
+        (ack,) = await again.call("sendMessage", {"roomId": "general", "message": "back"})
+        assert ack["ok"] is True
+    finally:
+        await chat.io.close()
+        await chat.app.close()
+
+
+async def test_a_fresh_connection_announces_nothing_by_itself() -> None:
+    chat = Chat(recovery=True)
+    await chat.app.start()
+    try:
+        ann = chat.client()
+        await ann.join("general", "u1", "Ann")
+        chat.client()
+        await settle()
+        assert ann.take("userJoined") == []
+    finally:
+        await chat.io.close()
+        await chat.app.close()
