@@ -109,6 +109,11 @@ SERVERS: dict[str, ServerSpec] = {
             default=False,
         ),
         ServerSpec(
+            "sockjet-metrics",
+            (_PY, str(_SERVERS_DIR / "sockjet_server.py"), "--port", "{port}", "--metrics"),
+            default=False,
+        ),
+        ServerSpec(
             "node-recovery",
             ("node", str(_SERVERS_DIR / "node_socketio.js"), "--port", "{port}", "--recovery"),
             default=False,

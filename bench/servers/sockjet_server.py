@@ -1,7 +1,7 @@
 """sockjet implementing the benchmark contract, native or under uvicorn (ASGI).
 
 ``python bench/servers/sockjet_server.py --port P [--mode native|asgi] [--recovery]
-[--admin development|production]``
+[--admin development|production] [--metrics]``
 
 Contract, namespace ``/``: ``echo`` with ack -> ack with the same data; ``bcast`` data ->
 ``io.emit("tick", data)``; ``join`` {room} with ack -> join, then ack; ``room_bcast``
@@ -21,11 +21,12 @@ from typing import Any
 import sockjet
 
 
-def build(recovery: bool = False) -> sockjet.Server:
-    """The contract's Socket.IO server (``recovery``: with connection state recovery)."""
+def build(recovery: bool = False, metrics: bool = False) -> sockjet.Server:
+    """The contract's Socket.IO server (``recovery``: with connection state recovery;
+    ``metrics``: with Prometheus metrics on ``/metrics``)."""
     # Default limits: flow control slows a fast client down instead of dropping it, so the
     # benchmark needs no raised limits (before it did: max_buffered_bytes=16_000_000).
-    io = sockjet.Server(connection_state_recovery=recovery)
+    io = sockjet.Server(connection_state_recovery=recovery, metrics=metrics)
 
     @io.on("echo")
     def echo(socket: sockjet.Socket, data: Any) -> Any:
@@ -94,10 +95,11 @@ def main() -> None:
     parser.add_argument(
         "--admin", choices=("development", "production"), help="instrumented for the Admin UI"
     )
+    parser.add_argument("--metrics", action="store_true", help="Prometheus metrics on")
     args = parser.parse_args()
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    io = build(args.recovery)
+    io = build(args.recovery, args.metrics)
     if args.admin:
         io.instrument(auth=False, mode=args.admin)
     if args.mode == "native":

@@ -35,6 +35,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Self
 
+from orphans import die_with_parent
 from peers import HERE, PuppetError, _LineProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,6 +108,7 @@ class ChatProcess:
             stdin=subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            preexec_fn=die_with_parent,
         )
         ready = asyncio.get_running_loop().create_future()
         self._readers = [
@@ -285,6 +287,7 @@ class PrivateRedis:
             stdin=subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
+            preexec_fn=die_with_parent,
         )
         assert self.proc.stdout is not None
         async with asyncio.timeout(15):

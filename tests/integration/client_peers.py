@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from orphans import die_with_parent
 
 HERE = Path(__file__).resolve().parent
 JS_ROOT = HERE.parent / "js"
@@ -201,6 +202,7 @@ class ServerProcess:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            preexec_fn=die_with_parent,
         )
         self._tasks = [
             asyncio.create_task(self._read_stdout(self.proc)),

@@ -30,6 +30,8 @@ from functools import cache
 from pathlib import Path
 from typing import Self
 
+from orphans import die_with_parent
+
 __all__ = ["DEPLOYMENT", "Nginx", "NginxError", "adapt", "deployment_blocks", "nginx_binary"]
 
 DEPLOYMENT = Path(__file__).resolve().parents[2] / "docs" / "deployment.md"
@@ -160,6 +162,7 @@ class Nginx:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
+            preexec_fn=die_with_parent,
         )
         ready = asyncio.get_running_loop().create_future()
         self._reader = asyncio.create_task(self._read_log(ready), name="nginx-log")

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
+from orphans import die_with_parent
+
 __all__ = [
     "JS_ROOT",
     "AckTimeoutError",
@@ -225,6 +227,7 @@ class _LineProcess:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             limit=LINE_LIMIT,
+            preexec_fn=die_with_parent,
         )
         self._tasks = [
             asyncio.create_task(self._read_stdout(), name=f"{self.name}-stdout"),

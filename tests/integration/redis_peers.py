@@ -32,6 +32,7 @@ from typing import Any, Self
 
 import redis.asyncio as aioredis
 import socketio  # type: ignore[import-untyped]  # no stubs
+from orphans import die_with_parent
 from peers import HERE, PuppetError, Recorder, _LineProcess, _Mailbox, from_wire, to_wire
 
 from sockjet import Server
@@ -114,6 +115,7 @@ class RedisServer:
             str(self._dir),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
+            preexec_fn=die_with_parent,
         )
         assert proc.stdout is not None
         try:
@@ -196,6 +198,7 @@ class RedisCluster:
         proc = await asyncio.create_subprocess_exec(
             cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes",
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            preexec_fn=die_with_parent,
         )  # fmt: skip
         out, _ = await asyncio.wait_for(proc.communicate(), 30)
         if proc.returncode != 0:

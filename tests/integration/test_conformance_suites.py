@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from orphans import die_with_parent
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER = ROOT / "examples" / "conformance" / "server.py"
@@ -83,6 +84,7 @@ def test_official_suite_passes(suite: str, serving: str, tmp_path: Path) -> None
             stdout=subprocess.PIPE,
             stderr=stderr,
             text=True,
+            preexec_fn=die_with_parent,
         )
         try:
             assert server.stdout is not None

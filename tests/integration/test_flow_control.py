@@ -22,6 +22,7 @@ from typing import Any
 import psutil
 import pytest
 import socketio  # type: ignore[import-untyped]  # no stubs
+from orphans import die_with_parent
 from peers import NodePuppet, Recorder, Serve
 from psio_peers import psio_client
 
@@ -190,6 +191,7 @@ class FloodServer:
             str(FLOOD_SERVER),
             stdout=asyncio.subprocess.PIPE,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            preexec_fn=die_with_parent,
         )
         assert self.proc.stdout is not None
         ready = await asyncio.wait_for(self.proc.stdout.readline(), 15)
