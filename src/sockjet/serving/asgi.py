@@ -399,12 +399,12 @@ class ASGIWebSocket:
         if self._closing is not None or self._dead:
             return
         self._queue.append(message)
-        self._buffered += len(message)
+        self._buffered += message.size
         self._wakeup.set()
 
     @property
     def buffered_amount(self) -> int:
-        """Queued and not yet accepted by the ASGI server (text counted in characters)."""
+        """Bytes queued and not yet accepted by the ASGI server (UTF-8 for text)."""
         return self._buffered
 
     @property
@@ -491,7 +491,7 @@ class ASGIWebSocket:
                     else:
                         await send({"type": "websocket.send", "bytes": data})
                     queue.popleft()
-                    self._buffered -= len(message)
+                    self._buffered -= message.size
                     if self._drain_level is not None:
                         self._check_drain()
                 if self._drain_level is not None:
