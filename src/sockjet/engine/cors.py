@@ -131,6 +131,11 @@ class CorsPolicy:
         """Whether CORS is configured (False: closed, no ``Access-Control-*`` headers)."""
         return self._options is not None
 
+    @property
+    def calls_application(self) -> bool:
+        """Whether :meth:`check` may run the application's origin predicate."""
+        return self._predicate is not None
+
     async def _allowed(self, origin: str) -> bool:
         if self._any or origin in self._fixed:
             return True

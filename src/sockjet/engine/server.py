@@ -328,6 +328,9 @@ class EngineServer:
         ``_HOOK_FAILED`` when the application's origin predicate failed or hung."""
         if "origin" not in request.headers:
             return _NO_HEADERS
+        if not self._cors.calls_application:
+            # nothing of the application's runs, so nothing to bound: no timer per handshake
+            return await self._cors.check(request)
         try:
             async with asyncio.timeout(self.hook_timeout):
                 return await self._cors.check(request)

@@ -699,7 +699,6 @@ class HTTPProtocol(asyncio.Protocol):
                 response.append(f"Sec-WebSocket-Extensions: {agreed[0]}\r\n")
                 deflate = agreed[1]
         response.append("\r\n")
-        transport.write("".join(response).encode("latin-1"))
         ws = WebSocketProtocol(
             transport,
             FrameParser(engine.max_payload, ctx.limits.max_ws_fragments, deflate),
@@ -707,6 +706,7 @@ class HTTPProtocol(asyncio.Protocol):
             close_timeout=ctx.limits.close_timeout,
             deflate=deflate,
             on_lost=ctx.discard,
+            handshake="".join(response).encode("latin-1"),
         )
         tail = b"".join(self._upgrade_tail or ())
         self._upgrade_tail = None

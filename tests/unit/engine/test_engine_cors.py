@@ -121,6 +121,13 @@ async def test_callable_origins_sync_and_async() -> None:
             SITE,
         )
         assert await policy.check(request(origin=EVIL)) is None
+        assert policy.calls_application  # so the engine bounds the check by hook_timeout
+
+
+def test_only_a_predicate_calls_the_application() -> None:
+    assert not CorsPolicy(None).calls_application
+    assert not CorsPolicy(CorsOptions("*")).calls_application
+    assert not CorsPolicy(CorsOptions([SITE])).calls_application
 
 
 async def test_preflight_headers() -> None:

@@ -96,6 +96,34 @@ async def test_sends_in_one_iteration_coalesce_into_one_write() -> None:
     assert conn.buffered_amount == 10
 
 
+async def test_the_handshake_leaves_with_the_first_frames() -> None:
+    transport = SpyTransport()
+    flusher = Flusher(asyncio.get_running_loop())
+    response = b"HTTP/1.1 101 Switching Protocols\r\n\r\n"
+    conn = WebSocketProtocol(
+        transport, FrameParser(10), flusher, close_timeout=1, handshake=response
+    )
+    conn.start(Recorder())
+    conn.send(Outgoing("0{}"))
+    await transport.written.wait()
+    assert transport.writes == [response + b"\x81\x030{}"]
+
+
+async def test_the_handshake_leaves_alone_when_nothing_follows() -> None:
+    transport = SpyTransport()
+    response = b"HTTP/1.1 101 Switching Protocols\r\n\r\n"
+    conn = WebSocketProtocol(
+        transport,
+        FrameParser(10),
+        Flusher(asyncio.get_running_loop()),
+        close_timeout=1,
+        handshake=response,
+    )
+    conn.start(Recorder())
+    await transport.written.wait()
+    assert transport.writes == [response]
+
+
 async def test_connections_flush_in_one_callback_per_iteration() -> None:
     flusher = Flusher(asyncio.get_running_loop())
     transports = [SpyTransport() for _ in range(3)]

@@ -20,7 +20,7 @@ from native_client import (
     websocket,
 )
 
-from sockjet.engine.io import HTTPResponse, Outgoing
+from sockjet.engine.io import HTTPRequest, HTTPResponse, Outgoing, WebSocketConnection
 
 TEXT, BINARY, CLOSE, PING, PONG, CONT = 1, 2, 8, 9, 10, 0
 
@@ -75,6 +75,24 @@ async def test_two_sends_in_one_iteration_arrive_in_one_segment() -> None:
         ws.send(frame(TEXT, "twice"))
         data = await asyncio.wait_for(ws.reader.read(100), 5)
         assert data == b"\x81\x03one\x81\x03two"
+
+
+class GreetingEngine(FakeEngine):
+    """Sends a first message as it opens, as Engine.IO sends its OPEN packet."""
+
+    def open_websocket(self, request: HTTPRequest, conn: WebSocketConnection) -> FakeHandler:
+        handler = super().open_websocket(request, conn)
+        conn.send(Outgoing("0{}"))
+        return handler
+
+
+async def test_handshake_and_first_frame_leave_in_one_write() -> None:
+    async with running(GreetingEngine()) as server, client(server.port) as c:
+        c.send(upgrade_request())
+        data = await asyncio.wait_for(c.reader.read(4096), 5)
+        head, _, rest = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101 Switching Protocols")
+        assert rest == b"\x81\x030{}"
 
 
 async def test_ping_is_answered_with_pong() -> None:
