@@ -37,7 +37,7 @@ import os
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any, Protocol, cast
-from urllib.parse import parse_qsl, quote
+from urllib.parse import quote
 
 from sockjet.engine.io import (
     BodyError,
@@ -47,6 +47,7 @@ from sockjet.engine.io import (
     WebSocketConnection,
     WebSocketHandler,
 )
+from sockjet.serving.query_string import parse_query
 from sockjet.serving.static import StaticFiles
 
 __all__ = ["ASGI3App", "ASGIApp", "ASGIWebSocket", "EngineLike", "ServerLike"]
@@ -711,7 +712,7 @@ def _request(scope: Scope, path: str, headers: dict[str, str], body: bytes) -> H
     query_string = raw_query.decode("latin-1")
     query: dict[str, str] = {}
     if query_string:
-        for name, value in parse_qsl(query_string, keep_blank_values=True):
+        for name, value in parse_query(query_string):
             query.setdefault(name, value)
     raw_path: bytes | None = scope.get("raw_path")
     target = raw_path.decode("latin-1") if raw_path else quote(scope["path"])

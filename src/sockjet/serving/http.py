@@ -24,13 +24,14 @@ from collections import deque
 from functools import partial
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Final, Protocol, cast
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import unquote
 
 import httptools
 
 from sockjet.engine.io import BodyError, HTTPRequest, HTTPResponse
 from sockjet.protocol.websocket import FrameParser, accept_key, negotiate_deflate
 from sockjet.serving.header_strings import SharedStrings
+from sockjet.serving.query_string import parse_query
 from sockjet.serving.websocket import Flusher, WebSocketProtocol
 
 if TYPE_CHECKING:
@@ -587,7 +588,7 @@ class HTTPProtocol(asyncio.Protocol):
             raw_path, _, raw_query = url.partition(b"?")
         query: dict[str, str] = {}
         share = self._ctx.strings.share
-        for key, value in parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True):
+        for key, value in parse_query(raw_query.decode("latin-1")):
             # "EIO", "transport", "websocket": kept by every session, shared; "t", "sid" vary
             query.setdefault(share(key), share(value) if key in _SHARED_QUERY else value)
         return HTTPRequest(
