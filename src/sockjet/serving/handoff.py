@@ -318,11 +318,21 @@ class HandoffRouter:
             self.load.set(self.wid, count)
 
     def balance(self) -> str | None:
-        """The worker that should take a new session when this one holds more than its
-        share (see :data:`LOAD_SLACK`), else None."""
+        """The worker that should take a new session: the least loaded of the others that
+        serve when this one does not (it drains), else one with fewer when this one holds
+        more than its share (see :data:`LOAD_SLACK`); None: here."""
         load, sessions, peers = self.load, self._sessions, self._peers
-        if load is None or sessions is None or peers is None or not self.serving:
+        if load is None or sessions is None or peers is None:
             return None
+        if not self.serving:
+            counts = [(load.get(wid), wid) for wid in peers()]
+            open_counts = [(count, wid) for count, wid in counts if count >= 0]
+            if not open_counts:
+                return None
+            taken, taker = min(open_counts)
+            load.set(taker, taken + 1)  # until it says so itself
+            self.stats.balanced += 1
+            return taker
         mine = sessions()
         load.set(self.wid, mine)
         best, fewest = None, mine - max(2, int(mine * LOAD_SLACK))

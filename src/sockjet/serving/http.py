@@ -93,8 +93,9 @@ class Handoff(Protocol):
         ...
 
     def balance(self) -> object | None:
-        """Where a new session should go when this process holds more than its share (a
-        handshake is then handed over like the requests of another's session); None: here."""
+        """Where a new session should go when this process holds more than its share, or
+        is draining (a handshake is then handed over like the requests of another's session);
+        None: here."""
         ...
 
     def hand_over(
@@ -296,6 +297,7 @@ class HTTPProtocol(asyncio.Protocol):
         "_task",
         "_timer",
         "_transport",
+        "_untouched",
         "_upgrade_tail",
         "_url",
         "_url_size",
@@ -334,6 +336,7 @@ class HTTPProtocol(asyncio.Protocol):
         self._fresh = False  # the chunk being parsed began between two requests
         self._handover: tuple[object, list[bytes]] | None = None
         self._local_once = False  # answer the next request here (its owner is gone)
+        self._untouched = not initial  # nothing received yet (see shutdown)
 
     # -- connection events ----------------------------------------------------------------
 
@@ -369,6 +372,7 @@ class HTTPProtocol(asyncio.Protocol):
         self._ctx.discard(self)
 
     def data_received(self, data: bytes) -> None:
+        self._untouched = False
         parser = self._parser
         if parser is None:
             tail = self._upgrade_tail
@@ -817,8 +821,15 @@ class HTTPProtocol(asyncio.Protocol):
             )
 
     def shutdown(self) -> None:
-        """Server shutdown: close now if idle, else after the answers owed (no keep-alive)."""
+        """Server shutdown: close now if idle, else after the answers owed (no keep-alive).
+
+        A worker of ``--workers`` that drains keeps a connection that has sent nothing yet (it
+        was accepted as the drain began): its first request is handed to a worker that serves,
+        instead of the client finding its connection closed. The server's shutdown timeout
+        bounds the wait."""
         if not self._queue and self._phase == _IDLE:
+            if self._untouched and self._ctx.handoff is not None:
+                return
             self._close()
 
     def abort(self) -> None:
